@@ -1,0 +1,20 @@
+"""tinyllm: a tiny-LLM training library whose autograd engine is written once
+against the Python Array API standard and runs on NumPy, CuPy and array-api-strict."""
+from backends import Backend, DeviceError, available_backends, get_backend
+
+from . import ops
+from .gradcheck import GradcheckResult, gradcheck
+from .ops import *  # noqa: F401,F403  (the differentiable ops: add, matmul, attention, ...)
+from .tensor import Tensor, default_backend, is_grad_enabled, no_grad, set_default_device, tensor
+
+__version__ = "0.1.0"
+
+
+def device(spec: "str | Backend" = "auto", fallback: bool = True) -> Backend:
+    """The compute device: "auto", "cpu", "cuda", "cuda:N" or "strict".
+
+    "auto" takes a usable GPU and otherwise the CPU, silently; an explicit
+    "cuda" that cannot be used falls back to the CPU with one warning line
+    (fallback=True) or raises DeviceError (fallback=False).
+    """
+    return get_backend(spec, fallback=fallback)

@@ -1,0 +1,165 @@
+"""Elementwise ops: forward and backward side by side."""
+from __future__ import annotations
+
+import math
+
+from ..tensor import Tensor
+from ._util import lift, unbroadcast
+from .registry import op
+
+
+def _binary(a, b):
+    """Lift operands: at least one is a Tensor; a Python number stays a number."""
+    like = a if isinstance(a, Tensor) else b
+    return lift(a, like), lift(b, like), like
+
+
+@op
+def add(a, b) -> Tensor:
+    a, b, t = _binary(a, b)
+    xp = t.xp
+    if not isinstance(b, Tensor):
+        return Tensor._make(a.data + b, t.backend, (a,), lambda g: (g,))
+    if not isinstance(a, Tensor):
+        return Tensor._make(a + b.data, t.backend, (b,), lambda g: (g,))
+    sa, sb = a.shape, b.shape
+    return Tensor._make(a.data + b.data, t.backend, (a, b),
+                        lambda g: (unbroadcast(xp, g, sa), unbroadcast(xp, g, sb)))
+
+
+@op
+def sub(a, b) -> Tensor:
+    a, b, t = _binary(a, b)
+    xp = t.xp
+    if not isinstance(b, Tensor):
+        return Tensor._make(a.data - b, t.backend, (a,), lambda g: (g,))
+    if not isinstance(a, Tensor):
+        return Tensor._make(a - b.data, t.backend, (b,), lambda g: (-g,))
+    sa, sb = a.shape, b.shape
+    return Tensor._make(a.data - b.data, t.backend, (a, b),
+                        lambda g: (unbroadcast(xp, g, sa), unbroadcast(xp, -g, sb)))
+
+
+@op
+def mul(a, b) -> Tensor:
+    a, b, t = _binary(a, b)
+    xp = t.xp
+    if not isinstance(b, Tensor):
+        return Tensor._make(a.data * b, t.backend, (a,), lambda g: (g * b,))
+    if not isinstance(a, Tensor):
+        return Tensor._make(a * b.data, t.backend, (b,), lambda g: (g * a,))
+    ad, bd = a.data, b.data
+
+    def backward(g):
+        ga = unbroadcast(xp, g * bd, ad.shape) if a.requires_grad else None
+        gb = unbroadcast(xp, g * ad, bd.shape) if b.requires_grad else None
+        return ga, gb
+
+    return Tensor._make(ad * bd, t.backend, (a, b), backward)
+
+
+@op
+def div(a, b) -> Tensor:
+    a, b, t = _binary(a, b)
+    xp = t.xp
+    if not isinstance(b, Tensor):
+        return Tensor._make(a.data / b, t.backend, (a,), lambda g: (g / b,))
+    bd = b.data
+    if not isinstance(a, Tensor):
+        out = a / bd
+        return Tensor._make(out, t.backend, (b,), lambda g: (-g * out / bd,))
+    ad = a.data
+    out = ad / bd
+
+    def backward(g):
+        ga = unbroadcast(xp, g / bd, ad.shape) if a.requires_grad else None
+        gb = unbroadcast(xp, -g * out / bd, bd.shape) if b.requires_grad else None
+        return ga, gb
+
+    return Tensor._make(out, t.backend, (a, b), backward)
+
+
+@op
+def neg(x: Tensor) -> Tensor:
+    return Tensor._make(-x.data, x.backend, (x,), lambda g: (-g,))
+
+
+@op
+def pow(x: Tensor, p: float) -> Tensor:
+    """x ** p for a Python-number exponent p."""
+    if isinstance(p, Tensor):
+        raise TypeError("pow takes a Python number as exponent; use exp(log(x) * y) for a tensor exponent")
+    d = x.data
+    p = float(p)
+    return Tensor._make(d ** p, x.backend, (x,), lambda g: (g * (p * d ** (p - 1.0)),))
+
+
+@op
+def exp(x: Tensor) -> Tensor:
+    out = x.xp.exp(x.data)
+    return Tensor._make(out, x.backend, (x,), lambda g: (g * out,))
+
+
+@op
+def log(x: Tensor) -> Tensor:
+    d = x.data
+    return Tensor._make(x.xp.log(d), x.backend, (x,), lambda g: (g / d,))
+
+
+@op
+def sqrt(x: Tensor) -> Tensor:
+    out = x.xp.sqrt(x.data)
+    return Tensor._make(out, x.backend, (x,), lambda g: (g * 0.5 / out,))
+
+
+@op
+def tanh(x: Tensor) -> Tensor:
+    out = x.xp.tanh(x.data)
+    return Tensor._make(out, x.backend, (x,), lambda g: (g * (1.0 - out * out),))
+
+
+@op
+def sigmoid(x: Tensor) -> Tensor:
+    xp = x.xp
+    # 1 / (1 + exp(-x)) overflows exp for very negative x; the tanh form does not
+    out = 0.5 * (xp.tanh(0.5 * x.data) + 1.0)
+    return Tensor._make(out, x.backend, (x,), lambda g: (g * out * (1.0 - out),))
+
+
+@op
+def relu(x: Tensor) -> Tensor:
+    xp = x.xp
+    d = x.data
+    pos = d > 0
+    return Tensor._make(xp.where(pos, d, 0.0), x.backend, (x,), lambda g: (xp.where(pos, g, 0.0),))
+
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+
+
+@op
+def gelu(x: Tensor) -> Tensor:
+    """GELU, tanh approximation (no erf in the standard)."""
+    fast = x.backend.fast
+    if fast is not None and hasattr(fast, "gelu"):
+        out, bwd = fast.gelu(x.data)
+        return Tensor._make(out, x.backend, (x,), lambda g: (bwd(g),))
+    xp = x.xp
+    d = x.data
+    t = xp.tanh(_GELU_C * (d + 0.044715 * d * d * d))
+    out = 0.5 * d * (1.0 + t)
+
+    def backward(g):
+        dt = _GELU_C * (1.0 + 3 * 0.044715 * d * d)
+        return (g * (0.5 * (1.0 + t) + 0.5 * d * (1.0 - t * t) * dt),)
+
+    return Tensor._make(out, x.backend, (x,), backward)
+
+
+@op
+def cast(x: Tensor, dtype) -> Tensor:
+    """Change the float dtype (gradients flow back in the input's dtype)."""
+    xp = x.xp
+    src = x.dtype
+    out = xp.astype(x.data, x.backend.dtype(dtype))
+    return Tensor._make(out, x.backend, (x,), lambda g: (xp.astype(g, src),))

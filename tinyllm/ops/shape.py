@@ -1,0 +1,113 @@
+"""Ops that move data without arithmetic: reshape, permute, slicing, concat, where."""
+from __future__ import annotations
+
+from ..tensor import Tensor
+from ._util import lift, unbroadcast
+from .registry import op
+
+
+@op
+def reshape(x: Tensor, shape) -> Tensor:
+    xp = x.xp
+    src = x.shape
+    return Tensor._make(xp.reshape(x.data, tuple(shape)), x.backend, (x,), lambda g: (xp.reshape(g, src),))
+
+
+@op
+def permute(x: Tensor, axes) -> Tensor:
+    xp = x.xp
+    axes = tuple(a % x.ndim for a in axes)
+    inv = [0] * len(axes)
+    for i, a in enumerate(axes):
+        inv[a] = i
+    inv = tuple(inv)
+    return Tensor._make(xp.permute_dims(x.data, axes), x.backend, (x,), lambda g: (xp.permute_dims(g, inv),))
+
+
+@op
+def transpose(x: Tensor, a: int = -2, b: int = -1) -> Tensor:
+    """Swap two axes."""
+    axes = list(range(x.ndim))
+    a, b = a % x.ndim, b % x.ndim
+    axes[a], axes[b] = axes[b], axes[a]
+    return permute(x, axes)
+
+
+def _check_basic(idx):
+    items = idx if isinstance(idx, tuple) else (idx,)
+    for i in items:
+        if not (i is Ellipsis or isinstance(i, (int, slice))):
+            raise TypeError("tensor[...] takes ints, slices and ...; use embedding() or take() to gather by an index array")
+
+
+@op
+def getitem(x: Tensor, idx) -> Tensor:
+    """Basic indexing (ints, slices); the gradient is scattered back into zeros."""
+    _check_basic(idx)
+    xp = x.xp
+    d = x.data
+
+    def backward(g):
+        full = xp.zeros(d.shape, dtype=g.dtype)
+        full[idx] = g
+        return (full,)
+
+    return Tensor._make(d[idx], x.backend, (x,), backward)
+
+
+@op
+def concat(tensors, axis: int = 0) -> Tensor:
+    tensors = list(tensors)
+    xp = tensors[0].xp
+    axis = axis % tensors[0].ndim
+    sizes = [t.shape[axis] for t in tensors]
+
+    def backward(g):
+        out, start = [], 0
+        for n in sizes:
+            sl = [slice(None)] * g.ndim
+            sl[axis] = slice(start, start + n)
+            out.append(g[tuple(sl)])
+            start += n
+        return tuple(out)
+
+    return Tensor._make(xp.concat([t.data for t in tensors], axis=axis), tensors[0].backend, tuple(tensors), backward)
+
+
+def _cond(cond, like: Tensor):
+    if isinstance(cond, Tensor):
+        return cond.data
+    b = like.backend
+    return cond if b.is_array(cond) else b.from_host(cond, "bool")
+
+
+@op
+def where(cond, a, b) -> Tensor:
+    """cond ? a : b, elementwise with broadcasting; cond gets no gradient."""
+    like = a if isinstance(a, Tensor) else b
+    a, b = lift(a, like), lift(b, like)
+    xp = like.xp
+    c = _cond(cond, like)
+    ad = a.data if isinstance(a, Tensor) else a
+    bd = b.data if isinstance(b, Tensor) else b
+    out = xp.where(c, ad, bd)
+    parents = tuple(t for t in (a, b) if isinstance(t, Tensor))
+
+    def backward(g):
+        grads = []
+        if isinstance(a, Tensor):
+            grads.append(unbroadcast(xp, xp.where(c, g, 0.0), a.shape))
+        if isinstance(b, Tensor):
+            grads.append(unbroadcast(xp, xp.where(c, 0.0, g), b.shape))
+        return tuple(grads)
+
+    return Tensor._make(out, like.backend, parents, backward)
+
+
+@op
+def masked_fill(x: Tensor, mask, value: float) -> Tensor:
+    """x with `value` where mask is true (mask broadcasts against x)."""
+    xp = x.xp
+    m = _cond(mask, x)
+    out = xp.where(m, float(value), x.data)
+    return Tensor._make(out, x.backend, (x,), lambda g: (xp.where(m, 0.0, g),))

@@ -1,0 +1,277 @@
+"""Tensor: an array that remembers how it was computed.
+
+Each op makes an output Tensor with its parents and a `_backward(g)` closure
+that returns one gradient per parent (None where a parent needs none).
+`backward()` sorts the graph topologically (iteratively: deep chains are fine)
+and walks it in reverse, accumulating gradients.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from backends import Backend, get_backend
+
+_grad_enabled = True
+_default_backend: Backend | None = None
+
+
+def default_backend() -> Backend:
+    global _default_backend
+    if _default_backend is None:
+        _default_backend = get_backend("cpu")
+    return _default_backend
+
+
+def set_default_device(device) -> Backend:
+    """Where tensors made without a device go (initially "cpu")."""
+    global _default_backend
+    _default_backend = get_backend(device)
+    return _default_backend
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inside, ops record no graph: for evaluation and sampling."""
+    global _grad_enabled
+    prev, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = prev
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+class Tensor:
+    __slots__ = ("data", "grad", "requires_grad", "backend", "_parents", "_backward", "__weakref__")
+
+    def __init__(self, data, device=None, dtype=None, requires_grad: bool = False):
+        if isinstance(data, Tensor):
+            data = data.data
+        backend = get_backend(device) if device is not None else None
+        if backend is None:
+            backend = _backend_of(data) or default_backend()
+        if not backend.is_array(data):
+            if dtype is None:
+                dtype = _infer_dtype(data)
+            data = backend.from_host(data, dtype)
+        elif dtype is not None:
+            data = backend.xp.astype(data, backend.dtype(dtype))
+        self.data = data
+        self.backend = backend
+        self.grad = None
+        self.requires_grad = requires_grad
+        self._parents = ()
+        self._backward = None
+
+    # -- construction used by ops (skips the checks above) --------------------
+    @classmethod
+    def _make(cls, data, backend, parents=(), backward=None):
+        out = cls.__new__(cls)
+        out.data = data
+        out.backend = backend
+        out.grad = None
+        out._parents = ()
+        out._backward = None
+        out.requires_grad = False
+        if _grad_enabled and backward is not None:
+            if any(p.requires_grad for p in parents):
+                out.requires_grad = True
+                out._parents = parents
+                out._backward = backward
+        return out
+
+    # -- properties -------------------------------------------------------------
+    @property
+    def xp(self):
+        return self.backend.xp
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self) -> str:
+        return self.backend.name
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for s in self.data.shape:
+            n *= s
+        return n
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def __repr__(self) -> str:
+        g = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor(shape={self.shape}, dtype={self.backend.dtype_name(self.dtype)}, device={self.device}{g})"
+
+    # -- conversion --------------------------------------------------------------
+    def numpy(self):
+        """A host NumPy copy of the data (for users and plotting)."""
+        return self.backend.to_host(self.data)
+
+    def item(self) -> float:
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return float(self.backend.to_host(self.data).reshape(-1)[0])
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def to(self, device) -> "Tensor":
+        """A copy on another device (a leaf: no graph is carried over)."""
+        b = get_backend(device)
+        if b == self.backend:
+            return self
+        t = Tensor(b.from_host(self.backend.to_host(self.data)), device=b, requires_grad=self.requires_grad)
+        return t
+
+    def astype(self, dtype) -> "Tensor":
+        from .ops.elementwise import cast
+
+        return cast(self, dtype)
+
+    def detach(self) -> "Tensor":
+        return Tensor._make(self.data, self.backend)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # -- autograd ---------------------------------------------------------------
+    def backward(self, grad=None) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's .grad.
+
+        Gradients of intermediate tensors are freed as soon as they have been
+        passed on (only leaves keep .grad), which bounds memory by the graph.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad (made under no_grad, or from constants)")
+        xp = self.xp
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a scalar, got shape {self.shape}")
+            grad = xp.ones(self.data.shape, dtype=self.data.dtype)
+        elif isinstance(grad, Tensor):
+            grad = grad.data
+        topo = self._topo()
+        grads = {id(self): grad}
+        for node in reversed(topo):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node._backward is None:  # a leaf
+                node.grad = g if node.grad is None else node.grad + g
+                continue
+            for p, pg in zip(node._parents, node._backward(g)):
+                if pg is None or not p.requires_grad:
+                    continue
+                k = id(p)
+                prev = grads.get(k)
+                grads[k] = pg if prev is None else prev + pg
+
+    def _topo(self) -> list:
+        """Post-order of the graph below self, iteratively (no recursion limit)."""
+        topo, seen = [], set()
+        stack = [(self, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                topo.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            for p in node._parents:
+                if p.requires_grad and id(p) not in seen:
+                    stack.append((p, False))
+        return topo
+
+    # -- operators (the ops live in tinyllm/ops) --------------------------------
+    def __add__(self, o): return _ops().add(self, o)
+    def __radd__(self, o): return _ops().add(o, self)
+    def __sub__(self, o): return _ops().sub(self, o)
+    def __rsub__(self, o): return _ops().sub(o, self)
+    def __mul__(self, o): return _ops().mul(self, o)
+    def __rmul__(self, o): return _ops().mul(o, self)
+    def __truediv__(self, o): return _ops().div(self, o)
+    def __rtruediv__(self, o): return _ops().div(o, self)
+    def __neg__(self): return _ops().neg(self)
+    def __pow__(self, p): return _ops().pow(self, p)
+    def __matmul__(self, o): return _ops().matmul(self, o)
+    def __getitem__(self, idx): return _ops().getitem(self, idx)
+
+    def sum(self, axis=None, keepdims=False): return _ops().sum(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return _ops().mean(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): return _ops().max(self, axis, keepdims)
+    def exp(self): return _ops().exp(self)
+    def log(self): return _ops().log(self)
+    def sqrt(self): return _ops().sqrt(self)
+    def tanh(self): return _ops().tanh(self)
+    def sigmoid(self): return _ops().sigmoid(self)
+    def relu(self): return _ops().relu(self)
+    def gelu(self): return _ops().gelu(self)
+    def softmax(self, axis=-1): return _ops().softmax(self, axis)
+    def log_softmax(self, axis=-1): return _ops().log_softmax(self, axis)
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _ops().reshape(self, shape)
+    def permute(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _ops().permute(self, axes)
+    def transpose(self, a=-2, b=-1): return _ops().transpose(self, a, b)
+
+    @property
+    def T(self): return _ops().transpose(self, -2, -1)
+
+
+def _ops():
+    from . import ops
+
+    return ops
+
+
+def _backend_of(data):
+    from backends.select import _instances
+
+    for b in _instances.values():
+        if b.is_array(data):
+            return b
+    return None
+
+
+def _infer_dtype(data) -> str:
+    """Python ints (and lists of them) -> int64, everything else -> float32."""
+    x = data
+    while isinstance(x, (list, tuple)) and x:
+        x = x[0]
+    if isinstance(x, bool):
+        return "bool"
+    if isinstance(x, int):
+        return "int64"
+    kind = getattr(getattr(data, "dtype", None), "kind", None)
+    if kind in ("i", "u"):
+        return "int64"
+    if kind == "b":
+        return "bool"
+    return "float32"
+
+
+def tensor(data, device=None, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Make a Tensor from a list, NumPy array or device array (float32 by default)."""
+    return Tensor(data, device=device, dtype=dtype, requires_grad=requires_grad)
