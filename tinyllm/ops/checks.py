@@ -2,10 +2,14 @@
 
 Each case: the op's name, a function of float64 tensors, and the shapes of
 its inputs. `positive` inputs are drawn away from zero (log, sqrt, pow).
+The test suite runs every case on every backend (and fails for an op with
+no case); `tinyllm gradcheck` runs them for a learner to read.
 """
 from dataclasses import dataclass, field
 
-import tinyllm.ops as F
+from .. import ops as F
+from ..gradcheck import gradcheck
+from ..tensor import Tensor
 
 
 @dataclass
@@ -84,3 +88,22 @@ CASES = [
     Case("attention", lambda q, k, v: F.attention(q, k, v, causal=False), [(1, 2, 4, 3)] * 3, id="full"),
     Case("attention", lambda q, k, v: F.attention(q, k, v), [(1, 2, 2, 3), (1, 2, 5, 3), (1, 2, 5, 3)], id="kv-cache"),
 ]
+
+
+def case_id(case: Case) -> str:
+    return f"{case.op}-{case.id}" if case.id else case.op
+
+
+def case_inputs(backend, case: Case, dtype: str = "float64") -> list:
+    """Seeded inputs for a case: normal, or uniform in [0.5, 2] when positive."""
+    rng = backend.rng(42)
+    out = []
+    for shape in case.shapes:
+        d = rng.uniform(shape, 0.5, 2.0, dtype=dtype) if case.positive else rng.normal(shape, dtype=dtype)
+        out.append(Tensor(d, device=backend, requires_grad=True))
+    return out
+
+
+def check_case(backend, case: Case, **tolerances):
+    """Gradient-check one case in float64 on `backend`; returns a GradcheckResult."""
+    return gradcheck(case.fn, *case_inputs(backend, case), **tolerances)

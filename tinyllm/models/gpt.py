@@ -1,0 +1,93 @@
+"""GPT: token + position embeddings, pre-norm transformer blocks, a final
+norm and a language-model head (optionally tied to the token embedding)."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from .. import ops as F
+from ..nn import Block, Embedding, Linear, Module, ModuleList
+from ..nn.layers import make_norm_layer
+from ..tensor import Tensor, default_backend
+from backends import get_backend
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 27       # tokens in the vocabulary
+    block_size: int = 64       # longest context the model sees (position table size)
+    n_layer: int = 4           # transformer blocks
+    n_head: int = 4            # attention heads per block
+    n_embd: int = 128          # embedding width (divisible by n_head)
+    dropout: float = 0.0       # dropout on residual branches; 0 for small data
+    bias: bool = True          # biases in Linear and LayerNorm layers
+    tie_weights: bool = True   # the LM head reuses the token embedding matrix
+    norm: str = "layer"        # "layer" (LayerNorm) or "rms" (RMSNorm)
+    norm_affine: bool = True   # learned gain (and bias) in the norms
+    activation: str = "gelu"   # MLP non-linearity: "gelu" or "relu"
+    final_norm: bool = True    # a norm before the LM head
+
+    def validate(self) -> "GPTConfig":
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}); "
+                             f"try n_embd={self.n_head * max(1, round(self.n_embd / self.n_head))}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.norm not in ("layer", "rms"):
+            raise ValueError(f"norm must be 'layer' or 'rms', got {self.norm!r}")
+        if self.activation not in ("gelu", "relu"):
+            raise ValueError(f"activation must be 'gelu' or 'relu', got {self.activation!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class GPT(Module):
+    def __init__(self, config: GPTConfig, device=None, seed: int = 0):
+        self.config = c = config.validate()
+        backend = get_backend(device) if device is not None else default_backend()
+        rng = backend.rng(seed)
+        std = 0.02
+        proj_std = 0.02 / math.sqrt(2 * c.n_layer)  # GPT-2: scale residual projections by depth
+        self.wte = Embedding(c.vocab_size, c.n_embd, rng, std=std)
+        self.wpe = Embedding(c.block_size, c.n_embd, rng, std=std)
+        self.blocks = ModuleList([
+            Block(c.n_embd, c.n_head, c.bias, c.dropout, c.norm, c.activation, rng, std, proj_std, c.norm_affine)
+            for _ in range(c.n_layer)])
+        self.ln_f = make_norm_layer(c.norm, c.n_embd, c.bias, c.norm_affine, rng) if c.final_norm else None
+        self.lm_head = None if c.tie_weights else Linear(c.n_embd, c.vocab_size, bias=False, rng=rng, std=std)
+        from ..nn import Dropout
+
+        self.drop = Dropout(c.dropout, rng)
+
+    def forward(self, idx, targets=None, cache: "list | None" = None, pos: int = 0):
+        """idx (B, T) int -> logits (B, T, V), and the mean cross-entropy if targets (B, T) are given.
+
+        cache: a list with one dict per block (keys/values of earlier positions) for
+        incremental decoding; pos is the position of idx[:, 0].
+        """
+        be = self.wte.weight.backend
+        xp = be.xp
+        i = idx.data if isinstance(idx, Tensor) else (idx if be.is_array(idx) else be.from_host(idx, "int64"))
+        B, T = i.shape
+        if pos + T > self.config.block_size:
+            raise ValueError(f"sequence of {pos + T} tokens is longer than block_size {self.config.block_size}")
+        positions = xp.arange(pos, pos + T, dtype=i.dtype)
+        x = self.drop(self.wte(i) + self.wpe(positions))  # (B, T, C)
+        for k, block in enumerate(self.blocks):
+            x = block(x, None if cache is None else cache[k])
+        if self.ln_f is not None:
+            x = self.ln_f(x)
+        head = self.lm_head.weight if self.lm_head is not None else self.wte.weight.T  # (C, V)
+        logits = x @ head  # (B, T, V)
+        if targets is None:
+            return logits
+        return logits, F.cross_entropy(logits, targets)
+
+    def new_cache(self) -> list:
+        return [{} for _ in range(self.config.n_layer)]

@@ -1,0 +1,67 @@
+"""Char-window MLP (Bengio et al. 2003): the previous k tokens -> embeddings ->
+hidden layer -> next-token logits."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .. import ops as F
+from ..nn import Embedding, Linear, Module
+from ..tensor import Tensor, default_backend
+from backends import get_backend
+
+
+@dataclass
+class MLPConfig:
+    vocab_size: int = 27    # tokens in the vocabulary
+    block_size: int = 3     # context: how many previous tokens the model sees (k)
+    n_embd: int = 16        # embedding width per token
+    n_hidden: int = 128     # hidden units
+    activation: str = "tanh"  # "tanh", "relu" or "gelu"
+
+    def validate(self) -> "MLPConfig":
+        for name in ("vocab_size", "block_size", "n_embd", "n_hidden"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.activation not in ("tanh", "relu", "gelu"):
+            raise ValueError(f"activation must be tanh, relu or gelu, got {self.activation!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CharMLP(Module):
+    def __init__(self, config: MLPConfig, device=None, seed: int = 0):
+        self.config = c = config.validate()
+        backend = get_backend(device) if device is not None else default_backend()
+        rng = backend.rng(seed)
+        self.emb = Embedding(c.vocab_size, c.n_embd, rng, std=1.0)
+        self.hidden = Linear(c.block_size * c.n_embd, c.n_hidden, rng=rng, init="uniform")
+        self.out = Linear(c.n_hidden, c.vocab_size, rng=rng, std=0.01)
+
+    def window_logits(self, ctx) -> Tensor:
+        """ctx (N, k) token ids -> logits (N, V) for the token after each window."""
+        N = ctx.shape[0]
+        e = self.emb(ctx).reshape(N, -1)  # (N, k*C)
+        h = self.hidden(e)
+        h = {"tanh": F.tanh, "relu": F.relu, "gelu": F.gelu}[self.config.activation](h)
+        return self.out(h)  # (N, V)
+
+    def forward(self, idx, targets=None, cache=None, pos: int = 0):
+        """Sequence interface shared with GPT: idx (B, T) -> logits (B, T, V).
+
+        Position t sees tokens t-k+1..t (earlier positions are padded with
+        token 0, the start/end token of line datasets).
+        """
+        be = self.emb.weight.backend
+        xp = be.xp
+        i = idx.data if isinstance(idx, Tensor) else (idx if be.is_array(idx) else be.from_host(idx, "int64"))
+        B, T = i.shape
+        k = self.config.block_size
+        padded = xp.concat([xp.zeros((B, k - 1), dtype=i.dtype), i], axis=1)  # (B, T+k-1)
+        windows = xp.stack([padded[:, j:j + T] for j in range(k)], axis=-1)  # (B, T, k)
+        logits = self.window_logits(xp.reshape(windows, (B * T, k))).reshape(B, T, -1)
+        if targets is None:
+            return logits
+        return logits, F.cross_entropy(logits, targets)

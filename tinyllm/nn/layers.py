@@ -1,0 +1,171 @@
+"""Layers. Weights are drawn on the host from a seeded RNG (same seed, same
+weights on every device)."""
+from __future__ import annotations
+
+import math
+
+from backends import RNG
+
+from .. import ops as F
+from ..tensor import Tensor
+from .module import Module, Parameter, default_rng
+
+
+def _param(rng: RNG, shape, std: float | None = None, fill: float | None = None, low: float | None = None) -> Parameter:
+    b = rng.backend
+    if fill is not None:
+        data = b.xp.full(shape, fill, dtype=b.xp.float32)
+    elif low is not None:
+        data = rng.uniform(shape, -low, low)
+    else:
+        data = rng.normal(shape, std)
+    return Parameter(data, device=b)
+
+
+class Linear(Module):
+    """y = x W + b, W of shape (in, out). init: "normal" (std), or "uniform" (PyTorch's +-1/sqrt(in))."""
+
+    def __init__(self, n_in: int, n_out: int, bias: bool = True, rng: RNG | None = None,
+                 std: float | None = None, init: str = "normal"):
+        rng = default_rng(rng)
+        if init == "uniform":
+            self.weight = _param(rng, (n_in, n_out), low=1.0 / math.sqrt(n_in))
+        else:
+            self.weight = _param(rng, (n_in, n_out), std=std if std is not None else 1.0 / math.sqrt(n_in))
+        self.bias = _param(rng, (n_out,), fill=0.0) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = x @ self.weight  # (..., out)
+        return y + self.bias if self.bias is not None else y
+
+
+class Embedding(Module):
+    def __init__(self, n: int, dim: int, rng: RNG | None = None, std: float = 1.0):
+        self.weight = _param(default_rng(rng), (n, dim), std=std)
+
+    def forward(self, idx) -> Tensor:
+        return F.embedding(self.weight, idx)  # idx.shape + (dim,)
+
+
+class LayerNorm(Module):
+    def __init__(self, dim: int, bias: bool = True, eps: float = 1e-5, rng: RNG | None = None):
+        rng = default_rng(rng)
+        self.weight = _param(rng, (dim,), fill=1.0)
+        self.bias = _param(rng, (dim,), fill=0.0) if bias else None
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, self.weight, self.bias, self.eps)
+
+
+class RMSNorm(Module):
+    def __init__(self, dim: int, eps: float = 1e-5, rng: RNG | None = None, weight: bool = True):
+        self.weight = _param(default_rng(rng), (dim,), fill=1.0) if weight else None
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.rms_norm(x, self.weight, self.eps)
+
+
+def make_norm_layer(kind: str, dim: int, bias: bool = True, affine: bool = True, rng: RNG | None = None) -> Module:
+    """"layer" -> LayerNorm, "rms" -> RMSNorm; affine=False drops the learned gain (and bias)."""
+    if kind == "layer":
+        ln = LayerNorm(dim, bias=bias and affine, rng=rng)
+        if not affine:
+            ln.weight = None
+        return ln
+    if kind == "rms":
+        return RMSNorm(dim, rng=rng, weight=affine)
+    raise ValueError(f"unknown norm {kind!r}; use 'layer' or 'rms'")
+
+
+class Dropout(Module):
+    """Zeroes a fraction p in training mode; its own seeded RNG keeps runs reproducible."""
+
+    def __init__(self, p: float = 0.0, rng: RNG | None = None):
+        self.p = p
+        self.rng = rng.backend.rng(int(rng.host_integers(0, 2**31, None))) if (rng is not None and p > 0) else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.rng is None or self.rng.backend != x.backend:
+            self.rng = x.backend.rng(0) if self.rng is None else _moved(self.rng, x.backend)
+        return F.dropout(x, self.p, self.rng, training=True)
+
+    def _on_device(self, backend) -> None:
+        if self.rng is not None and self.rng.backend != backend:
+            self.rng = _moved(self.rng, backend)
+
+
+def _moved(rng: RNG, backend) -> RNG:
+    new = backend.rng(0)
+    new.set_state(rng.get_state())
+    return new
+
+
+class MLP(Module):
+    """Linear -> activation -> Linear (-> dropout); hidden width defaults to 4x."""
+
+    def __init__(self, dim: int, hidden: int | None = None, bias: bool = True, dropout: float = 0.0,
+                 activation: str = "gelu", rng: RNG | None = None, std: float = 0.02, proj_std: float | None = None):
+        rng = default_rng(rng)
+        hidden = hidden or 4 * dim
+        self.fc = Linear(dim, hidden, bias=bias, rng=rng, std=std)
+        self.proj = Linear(hidden, dim, bias=bias, rng=rng, std=proj_std if proj_std is not None else std)
+        self.act = activation
+        self.drop = Dropout(dropout, rng)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.fc(x)
+        h = F.gelu(h) if self.act == "gelu" else F.relu(h)
+        return self.drop(self.proj(h))
+
+
+class CausalSelfAttention(Module):
+    """Multi-head causal self-attention with one fused qkv projection."""
+
+    def __init__(self, dim: int, n_head: int, bias: bool = True, dropout: float = 0.0,
+                 rng: RNG | None = None, std: float = 0.02, proj_std: float | None = None):
+        if dim % n_head:
+            raise ValueError(f"n_embd ({dim}) must be divisible by n_head ({n_head})")
+        rng = default_rng(rng)
+        self.n_head = n_head
+        self.qkv = Linear(dim, 3 * dim, bias=bias, rng=rng, std=std)
+        self.proj = Linear(dim, dim, bias=bias, rng=rng, std=proj_std if proj_std is not None else std)
+        self.drop = Dropout(dropout, rng)
+
+    def forward(self, x: Tensor, cache: "dict | None" = None) -> Tensor:
+        B, T, C = x.shape
+        nh, hs = self.n_head, C // self.n_head
+        qkv = self.qkv(x).reshape(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # (B, nh, T, hs)
+        if cache is not None:  # sampling: keys and values of earlier positions
+            if "k" in cache:
+                k = F.concat([cache["k"], k], axis=2)
+                v = F.concat([cache["v"], v], axis=2)
+            cache["k"], cache["v"] = k.detach(), v.detach()
+        y = F.attention(q, k, v, causal=True)  # (B, nh, T, hs)
+        y = y.permute(0, 2, 1, 3).reshape(B, T, C)
+        return self.drop(self.proj(y))
+
+
+class Block(Module):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, dim: int, n_head: int, bias: bool = True, dropout: float = 0.0, norm: str = "layer",
+                 activation: str = "gelu", rng: RNG | None = None, std: float = 0.02, proj_std: float | None = None,
+                 norm_affine: bool = True):
+        rng = default_rng(rng)
+
+        def make_norm():
+            return make_norm_layer(norm, dim, bias, norm_affine, rng)
+
+        self.ln1 = make_norm()
+        self.attn = CausalSelfAttention(dim, n_head, bias, dropout, rng, std, proj_std)
+        self.ln2 = make_norm()
+        self.mlp = MLP(dim, 4 * dim, bias, dropout, activation, rng, std, proj_std)
+
+    def forward(self, x: Tensor, cache: "dict | None" = None) -> Tensor:
+        x = x + self.attn(self.ln1(x), cache)
+        return x + self.mlp(self.ln2(x))
