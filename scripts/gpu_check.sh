@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole GPU check in one call, for a lent CUDA machine (offline, Python 3.12, CuPy preinstalled).
 # Here first: ../shared/tools/gpu-wheels .wheels   (the wheels the offline machine lacks; .wheels is git-ignored)
-# There:      bash scripts/gpu_check.sh            (carry .wheels; results under $OUT, or ./gpu-out)
+# There:      DATA=.wheels/tinyshakespeare.txt bash scripts/gpu_check.sh  (copy the text into .wheels and carry it; results under $OUT)
 set -uo pipefail
 out=${OUT:-gpu-out}
 mkdir -p "$out"
@@ -12,7 +12,7 @@ python3 -c "import cupy, tinyllm; print('cupy', cupy.__version__, '->', tinyllm.
 # 1. the test suite on the cuda backend (plus cpu as a control)
 TINYLLM_BACKENDS=cuda,cpu python3 -m pytest -q -rs -m "not slow" 2>&1 | tee "$out/pytest-cuda.txt" | tail -15
 # 2. nanoGPT's shakespeare GPU recipe for a few hundred steps
-python3 -m tinyllm train --device cuda --data ../shared/data/tinyshakespeare.txt --model gpt \
+python3 -m tinyllm train --device cuda --data "${DATA:-../shared/data/tinyshakespeare.txt}" --model gpt \
   --n-layer 6 --n-head 6 --n-embd 384 --block-size 256 --batch-size 64 --dropout 0.2 \
   --steps 300 --eval-interval 100 --eval-iters 20 --lr 1e-3 --out "$out/run" 2>&1 | tee "$out/train-cuda.txt" | tail -15
 # 3. the benchmark preset against PyTorch CUDA
