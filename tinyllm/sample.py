@@ -1,0 +1,209 @@
+"""Text generation: temperature, top-k, top-p (nucleus), greedy, KV cache.
+
+Everything runs in the backend's `xp`; the only host trip per step is the
+chosen token ids (B ints). Random draws come from a seeded backends.RNG, so
+the same seed gives the same samples on every backend.
+
+A model with `new_cache()` (GPT) is decoded incrementally: the prompt is run
+once (prefill), then each new token costs one position of work. Positions
+are absolute (learned position table), so once the context fills block_size
+the last block_size tokens are re-run from position 0 (exactly what a full
+recompute would see). Models without a cache (MLP, bigram) recompute the last
+block_size tokens each step, which for them is already cheap.
+"""
+from __future__ import annotations
+
+import math
+
+from .tensor import no_grad
+
+
+class SamplingError(ValueError):
+    """Sampling settings that cannot work (negative temperature, top_p out of range, ...)."""
+
+
+def _check(max_new_tokens, temperature, top_k, top_p, num_samples) -> None:
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise SamplingError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
+    if temperature is None or temperature < 0 or not math.isfinite(temperature):
+        raise SamplingError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k <= 0):
+        raise SamplingError(f"top_k must be a positive integer (or None for no limit), got {top_k!r}")
+    if top_p is not None and not (0.0 < top_p <= 1.0):
+        raise SamplingError(f"top_p must be in (0, 1] (or None for no limit), got {top_p!r}")
+    if not isinstance(num_samples, int) or num_samples <= 0:
+        raise SamplingError(f"num_samples must be a positive integer, got {num_samples!r}")
+
+
+def _prompt_ids(prompt, tokenizer) -> list:
+    if isinstance(prompt, str):
+        if tokenizer is None:
+            raise SamplingError("a text prompt needs a tokenizer (pass tokenizer=..., or give token ids)")
+        ids = tokenizer.encode(prompt)  # TokenizerError names characters outside the vocabulary
+    else:
+        ids = [int(i) for i in prompt]
+    if not ids:
+        raise SamplingError("the prompt is empty; give at least one token (e.g. the <bos> token)")
+    return ids
+
+
+def filter_probs(xp, logits, temperature: float, top_k: int | None, top_p: float | None):
+    """logits (B, V) -> probabilities (B, V) after temperature, top-k and top-p.
+
+    Tokens outside the top-k / nucleus get probability exactly 0.
+    """
+    z = xp.astype(logits, xp.float64) / temperature
+    V = z.shape[-1]
+    if top_k is not None and top_k < V:
+        kth = xp.sort(z, axis=-1, descending=True)[:, top_k - 1:top_k]  # (B, 1)
+        z = xp.where(z < kth, -math.inf, z)
+    p = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
+    p = p / xp.sum(p, axis=-1, keepdims=True)
+    if top_p is not None and top_p < 1.0:
+        sp = xp.sort(p, axis=-1, descending=True)  # (B, V)
+        before = xp.cumulative_sum(sp, axis=-1) - sp  # mass of strictly larger tokens
+        kept = before < top_p  # the smallest prefix whose mass reaches top_p (>= 1 token)
+        # smallest kept probability per row: every token at least that large stays
+        thresh = xp.min(xp.where(kept, sp, math.inf), axis=-1, keepdims=True)
+        p = xp.where(p >= thresh, p, 0.0)
+        p = p / xp.sum(p, axis=-1, keepdims=True)
+    return p
+
+
+def _pick(backend, logits, temperature, top_k, top_p, rng) -> list:
+    """logits (B, V) -> one token id per row (host ints)."""
+    xp = backend.xp
+    if temperature == 0.0:
+        idx = xp.argmax(logits, axis=-1)
+    else:
+        p = filter_probs(xp, logits, temperature, top_k, top_p)
+        cdf = xp.cumulative_sum(p, axis=-1)  # (B, V)
+        u = rng.uniform((p.shape[0], 1), dtype="float64") * cdf[:, -1:]
+        idx = xp.sum(xp.astype(cdf <= u, xp.int64), axis=-1)  # first index whose cdf exceeds u
+        # a zero-probability token can never be chosen: cdf is flat across it
+        idx = xp.clip(idx, 0, p.shape[-1] - 1)
+    return [int(i) for i in backend.to_host(idx).tolist()]
+
+
+class _Decoder:
+    """Next-token logits for B growing sequences, incrementally where the model allows."""
+
+    def __init__(self, model):
+        self.model = model
+        self.block = model.config.block_size
+        self.cached = hasattr(model, "new_cache")
+        self.backend = model.backend
+        self.cache = None
+        self.pos = 0  # tokens of the current window already in the cache
+
+    def _run(self, rows, pos):
+        ids = self.backend.from_host(rows, "int64")  # (B, T)
+        logits = self.model(ids, cache=self.cache, pos=pos)
+        return logits.data[:, -1, :]  # (B, V)
+
+    def prefill(self, seqs: list):
+        window = [s[-self.block:] for s in seqs]
+        if not self.cached:
+            return self._run(window, 0)
+        self.cache = self.model.new_cache()
+        self.pos = len(window[0])
+        return self._run(window, 0)
+
+    def step(self, seqs: list):
+        """seqs have grown by one token since the last call."""
+        if not self.cached or self.pos + 1 > self.block:
+            return self.prefill(seqs)
+        out = self._run([s[-1:] for s in seqs], self.pos)
+        self.pos += 1
+        return out
+
+
+def generate_batch(model, prompt, max_new_tokens: int = 100, num_samples: int = 1, temperature: float = 1.0,
+                   top_k: int | None = None, top_p: float | None = None, seed=0, stop_token: int | None = None,
+                   tokenizer=None) -> list:
+    """num_samples continuations of one prompt, decoded side by side (one batch).
+
+    Returns a list of num_samples lists of new token ids (the stop token, if
+    reached, is not included). seed: an int or a backends.RNG to draw from.
+    """
+    _check(max_new_tokens, temperature, top_k, top_p, num_samples)
+    ids = _prompt_ids(prompt, tokenizer)
+    V = model.config.vocab_size
+    bad = [i for i in ids if not 0 <= i < V]
+    if bad:
+        raise SamplingError(f"prompt token ids {bad[:5]} are outside the vocabulary (0..{V - 1})")
+    backend = model.backend
+    rng = seed if hasattr(seed, "uniform") else backend.rng(seed)
+    seqs = [list(ids) for _ in range(num_samples)]
+    out = [[] for _ in range(num_samples)]
+    done = [False] * num_samples
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            dec = _Decoder(model)
+            logits = dec.prefill(seqs) if max_new_tokens else None
+            for step in range(max_new_tokens):
+                nxt = _pick(backend, logits, float(temperature), top_k, top_p, rng)
+                for r, t in enumerate(nxt):
+                    seqs[r].append(t)
+                    if done[r]:
+                        continue
+                    if stop_token is not None and t == stop_token:
+                        done[r] = True
+                    else:
+                        out[r].append(t)
+                if all(done) or step == max_new_tokens - 1:
+                    break
+                logits = dec.step(seqs)
+    finally:
+        model.train(was_training)
+    return out
+
+
+def generate(model, prompt, max_new_tokens: int = 100, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, seed=0, stop_token: int | None = None, tokenizer=None) -> list:
+    """Continue `prompt` (token ids, or text with tokenizer=) by up to max_new_tokens tokens.
+
+    temperature 0 is greedy (argmax); top_k keeps the k most likely tokens,
+    top_p the smallest set whose probability reaches p. Returns the new token
+    ids only (stopping before stop_token if it is drawn).
+    """
+    return generate_batch(model, prompt, max_new_tokens, 1, temperature, top_k, top_p, seed, stop_token,
+                          tokenizer)[0]
+
+
+def default_prompt(tokenizer) -> list:
+    """Where a sample starts when no prompt is given: <bos>, else a newline, else token 0."""
+    if getattr(tokenizer, "bos_id", None) is not None:
+        return [tokenizer.bos_id]
+    stoi = getattr(tokenizer, "stoi", {})
+    return [stoi["\n"]] if "\n" in stoi else [0]
+
+
+def sample_lines(model, tokenizer, num_samples: int = 10, max_new_tokens: int | None = None,
+                 temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                 seed=0, prompt: str = "") -> list:
+    """Whole lines from a line dataset model (names, arithmetic): start after <bos>
+    (plus an optional prompt), stop at the next <bos>. Returns strings (prompt included)."""
+    if getattr(tokenizer, "bos_id", None) is None:
+        raise SamplingError("sample_lines needs a tokenizer with a <bos> token (a line dataset)")
+    ids = [tokenizer.bos_id] + (tokenizer.encode(prompt) if prompt else [])
+    n = max_new_tokens if max_new_tokens is not None else max(16, model.config.block_size)
+    rows = generate_batch(model, ids, n, num_samples, temperature, top_k, top_p, seed, tokenizer.bos_id)
+    sep = " " if getattr(tokenizer, "kind", "char") == "word" and prompt else ""
+    return [prompt + (sep if r else "") + tokenizer.decode(r) for r in rows]
+
+
+def sample_text(model, tokenizer, prompt: str | None = None, num_samples: int = 1, max_new_tokens: int = 200,
+                temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                seed=0) -> list:
+    """Free text continuations (prompt included), for text datasets; one string per sample."""
+    ids = tokenizer.encode(prompt) if prompt else default_prompt(tokenizer)
+    rows = generate_batch(model, ids, max_new_tokens, num_samples, temperature, top_k, top_p, seed, None)
+    head = prompt or ""
+    return [head + tokenizer.decode(r) for r in rows]
+
+
+__all__ = ["generate", "generate_batch", "sample_lines", "sample_text", "filter_probs", "default_prompt",
+           "SamplingError"]
