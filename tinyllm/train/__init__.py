@@ -1,0 +1,1 @@
+"""Training: the Trainer, checkpoints, run locks and fault guards."""

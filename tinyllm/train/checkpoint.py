@@ -1,0 +1,315 @@
+"""Crash-safe checkpoints: tensors as safetensors, everything else as JSON.
+
+Layout of an output directory:
+
+    checkpoint.json              the commit point: names the tensor file, its size
+                                 and sha256, every tensor's dtype and shape, and
+                                 the caller's meta (config, tokenizer, step, RNG ...)
+    ckpt-<step>-<tag>.safetensors weights + optimizer state (no pickle; PyTorch reads it)
+
+A save writes the new tensor file (temp file, fsync, rename, fsync of the
+directory), then atomically replaces checkpoint.json, then deletes older
+tensor files. A SIGKILL at any moment therefore leaves either the old or the
+new checkpoint.json, and the file it names is complete: the last complete
+checkpoint always loads. Loading verifies size, hash, dtypes and shapes and
+refuses anything else with one CheckpointError line saying what to do.
+
+Test hook: TINYLLM_CKPT_WRITE_DELAY=<seconds> writes in 4 KiB chunks and
+sleeps after each chunk and between the commit steps, so a test can SIGKILL
+a process in the middle of a write.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import re
+import secrets
+import time
+
+from backends.io import SafetensorsFormatError, decode_safetensors, describe, encode_safetensors
+
+FORMAT = "tinyllm-checkpoint"
+VERSION = 1
+INDEX = "checkpoint.json"
+MAX_INDEX_BYTES = 256 * 1024 * 1024
+_TENSOR_FILE = re.compile(r"ckpt-\d{8,}-[0-9a-f]{8}\.safetensors")
+_TMP_PREFIX = ".tmp-"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, damaged or does not fit the run; one line saying what to do."""
+
+
+class OutputDirError(ValueError):
+    """The output directory cannot be written (missing permission, read-only, disk full)."""
+
+
+_FIX = "delete it (or the whole output directory) to start fresh, or point --out at another directory"
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+def _delay() -> float:
+    try:
+        return max(0.0, float(os.environ.get("TINYLLM_CKPT_WRITE_DELAY", "0") or 0))
+    except ValueError:
+        return 0.0
+
+
+def _fsync_dir(path: str) -> None:
+    """Make a rename durable (a no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: str, chunks, delay: float) -> tuple:
+    """Write chunks to a new file with os.write (so tests can inject ENOSPC), fsync; -> (size, sha256)."""
+    h = hashlib.sha256()
+    size = 0
+    step = 4096 if delay else 1 << 24
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        for chunk in chunks:
+            mv = memoryview(chunk).cast("B")
+            h.update(mv)
+            for i in range(0, len(mv), step):
+                part = mv[i:i + step]
+                while len(part):
+                    n = os.write(fd, part)
+                    part = part[n:]
+                if delay:
+                    time.sleep(delay)
+            size += len(mv)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return size, h.hexdigest()
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _dir_error(out_dir: str, e: OSError, doing: str) -> OutputDirError:
+    why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+           errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+           errno.EROFS: "the file system is read-only"}.get(e.errno, e.strerror or str(e))
+    fix = ("free some disk space or point --out at another directory" if e.errno in (errno.ENOSPC, errno.EDQUOT)
+           else "point --out at a directory you can write")
+    return OutputDirError(f"cannot {doing} in {out_dir!r}: {why}; {fix}")
+
+
+def prepare_output_dir(out_dir: str) -> None:
+    """Create out_dir and prove it is writable now, before any training time is spent."""
+    probe = os.path.join(out_dir, f"{_TMP_PREFIX}probe-{secrets.token_hex(4)}")
+    try:
+        if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+            raise OutputDirError(f"output path {out_dir!r} is a file, not a directory; point --out at a directory")
+        os.makedirs(out_dir, exist_ok=True)
+        _write_file(probe, [b"ok"], 0.0)
+    except OSError as e:
+        raise _dir_error(out_dir, e, "write") from None
+    finally:
+        _remove(probe)
+
+
+def save_checkpoint(out_dir: str, tensors: dict, meta: dict) -> None:
+    """Write tensors (host NumPy arrays) + meta (JSON-able) as the new checkpoint of out_dir.
+
+    On an OSError (disk full, permission, read-only) nothing is half-written:
+    temp files are removed, the previous checkpoint stays as it was, and an
+    OutputDirError says what happened.
+    """
+    if not isinstance(meta, dict):
+        raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
+    step = meta.get("step", 0)
+    step = int(step) if isinstance(step, int) and step >= 0 else 0
+    chunks = encode_safetensors(tensors)  # TypeError for a non-host array: a caller's bug
+    manifest = {n: {"dtype": d, "shape": list(s)} for n, (d, s) in ((n, describe(a)) for n, a in tensors.items())}
+    # Serialise meta before touching the disk: a non-JSON value must not leave files behind.
+    json.dumps(meta)
+    delay = _delay()
+    name = f"ckpt-{step:08d}-{secrets.token_hex(4)}.safetensors"
+    final = os.path.join(out_dir, name)
+    tmp = os.path.join(out_dir, f"{_TMP_PREFIX}{name}")
+    tmp_index = os.path.join(out_dir, f"{_TMP_PREFIX}{INDEX}-{secrets.token_hex(4)}")
+    committed = False
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        _clean_temps(out_dir)
+        size, sha = _write_file(tmp, chunks, delay)
+        os.replace(tmp, final)
+        _fsync_dir(out_dir)
+        if delay:
+            time.sleep(delay)
+        index = {"format": FORMAT, "version": VERSION, "file": name, "size": size, "sha256": sha,
+                 "tensors": manifest, "saved_at": time.time(), "meta": meta}
+        _write_file(tmp_index, [json.dumps(index, indent=1).encode("utf-8")], delay)
+        os.replace(tmp_index, os.path.join(out_dir, INDEX))  # the commit point
+        committed = True
+        _fsync_dir(out_dir)
+    except OSError as e:
+        raise _dir_error(out_dir, e, "save the checkpoint") from None
+    finally:  # also on KeyboardInterrupt: leave no temp files, and no orphan if not committed
+        _remove(tmp)
+        _remove(tmp_index)
+        if not committed:
+            _remove(final)
+    _clean_old(out_dir, keep=name)
+
+
+def _clean_temps(out_dir: str) -> None:
+    """Temp files left by a killed writer (the run lock guarantees none is being written now)."""
+    for f in os.listdir(out_dir):
+        if f.startswith(_TMP_PREFIX):
+            _remove(os.path.join(out_dir, f))
+
+
+def _clean_old(out_dir: str, keep: str) -> None:
+    for f in os.listdir(out_dir):
+        if _TENSOR_FILE.fullmatch(f) and f != keep:
+            _remove(os.path.join(out_dir, f))
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+def _index_path(out_dir: str) -> str:
+    if os.path.isfile(out_dir) and os.path.basename(out_dir).endswith(".json"):
+        return out_dir
+    return os.path.join(out_dir, INDEX)
+
+
+def has_checkpoint(out_dir: str) -> bool:
+    return os.path.isfile(_index_path(out_dir))
+
+
+def _read_index(path: str) -> dict:
+    """checkpoint.json -> validated dict; every defect is a CheckpointError."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_INDEX_BYTES + 1)
+    except FileNotFoundError:
+        raise CheckpointError(f"no checkpoint in {os.path.dirname(path) or '.'!r} ({INDEX} is missing); "
+                              f"train without --resume to start one") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {path!r}: {e.strerror}; check its permissions") from None
+    bad = f"checkpoint {path!r} is damaged"
+    if len(raw) > MAX_INDEX_BYTES:
+        raise CheckpointError(f"{bad}: it is larger than {MAX_INDEX_BYTES} bytes; {_FIX}")
+    try:
+        index = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{bad}: not valid JSON ({str(e)[:80]}); {_FIX}") from None
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        raise CheckpointError(f"{path!r} is not a tinyllm checkpoint (no \"format\": \"{FORMAT}\"); {_FIX}")
+    if index.get("version") != VERSION:
+        raise CheckpointError(f"checkpoint {path!r} has format version {str(index.get('version'))[:20]}, "
+                              f"this tinyllm reads version {VERSION}; train afresh or use a matching tinyllm")
+    name, size, sha, tensors, meta = (index.get(k) for k in ("file", "size", "sha256", "tensors", "meta"))
+    if not isinstance(name, str) or not _TENSOR_FILE.fullmatch(name):  # also stops path tricks like ../x
+        raise CheckpointError(f"{bad}: its tensor file name {str(name)[:80]!r} is invalid; {_FIX}")
+    if type(size) is not int or size < 0 or not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise CheckpointError(f"{bad}: its size or sha256 entry is invalid; {_FIX}")
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{bad}: its \"meta\" entry is not an object; {_FIX}")
+    if not isinstance(tensors, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("dtype"), str) and isinstance(v.get("shape"), list)
+            and all(type(s) is int and s >= 0 for s in v["shape"]) for v in tensors.values()):
+        raise CheckpointError(f"{bad}: its tensor list is malformed; {_FIX}")
+    return index
+
+
+def load_checkpoint(out_dir: str) -> tuple:
+    """-> (tensors: {name: host NumPy array}, meta: dict) of the last committed checkpoint.
+
+    out_dir may also be the path of a checkpoint.json. Raises CheckpointError
+    (one line: the problem and what to do) for anything missing or damaged.
+    """
+    path = _index_path(out_dir)
+    folder = os.path.dirname(path)
+    for attempt in range(3):  # a trainer may commit a newer checkpoint while we read: read again
+        index = _read_index(path)
+        tpath = os.path.join(folder, index["file"])
+        try:
+            with open(tpath, "rb") as f:
+                data = f.read(index["size"] + 1)
+            break
+        except FileNotFoundError:
+            if attempt == 2:
+                raise CheckpointError(f"checkpoint {path!r} names {index['file']!r}, which is missing; {_FIX}") from None
+            time.sleep(0.05)
+        except OSError as e:
+            raise CheckpointError(f"cannot read {tpath!r}: {e.strerror}; check its permissions") from None
+    if len(data) != index["size"]:
+        raise CheckpointError(f"tensor file {tpath!r} is {'truncated' if len(data) < index['size'] else 'longer than recorded'} "
+                              f"({len(data) if len(data) <= index['size'] else 'more than ' + str(index['size'])} "
+                              f"bytes, {index['size']} expected); {_FIX}")
+    if hashlib.sha256(data).hexdigest() != index["sha256"]:
+        raise CheckpointError(f"tensor file {tpath!r} does not match its recorded sha256 (corrupted or modified); {_FIX}")
+    try:
+        tensors, _ = decode_safetensors(data)
+    except SafetensorsFormatError as e:
+        raise CheckpointError(f"tensor file {tpath!r} is not valid safetensors: {e}; {_FIX}") from None
+    manifest = index["tensors"]
+    if set(manifest) != set(tensors):
+        diff = sorted(set(manifest) ^ set(tensors))[:5]
+        raise CheckpointError(f"tensor file {tpath!r} does not hold the tensors {INDEX} lists (differ: {diff}); {_FIX}")
+    for n, a in tensors.items():
+        code, shape = describe(a)
+        if code != manifest[n]["dtype"] or list(shape) != manifest[n]["shape"]:
+            raise CheckpointError(f"tensor {n!r} in {tpath!r} is {code}{list(shape)}, {INDEX} records "
+                                  f"{manifest[n]['dtype']}{manifest[n]['shape']}; {_FIX}")
+    return tensors, index["meta"]
+
+
+# -- checks the trainer runs when it applies a checkpoint -----------------------------------------
+
+def check_tensors(tensors: dict, expected: dict, what: str = "the model") -> None:
+    """Refuse a checkpoint whose tensors do not match `expected` ({name: shape}) exactly."""
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    fix = "resume with the same model settings it was trained with, or start a new run in another --out"
+    if missing:
+        raise CheckpointError(f"checkpoint does not match {what}: {len(missing)} tensor(s) missing "
+                              f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}); {fix}")
+    if extra:
+        raise CheckpointError(f"checkpoint does not match {what}: {len(extra)} unexpected tensor(s) "
+                              f"({', '.join(extra[:4])}{', ...' if len(extra) > 4 else ''}); {fix}")
+    for n in sorted(expected):
+        got, want = tuple(tensors[n].shape), tuple(expected[n])
+        if got != want:
+            raise CheckpointError(f"checkpoint does not match {what}: tensor {n!r} has shape {got}, "
+                                  f"expected {want}; {fix}")
+
+
+def _tok_summary(d) -> str:
+    if not isinstance(d, dict):
+        return "an unreadable tokenizer"
+    toks = d.get("tokens")
+    n = len(toks) if isinstance(toks, list) else "?"
+    return f"a {d.get('type', '?')} tokenizer of {n} tokens"
+
+
+def check_tokenizer(meta: dict, tokenizer_dict: dict) -> None:
+    """Refuse a checkpoint whose tokenizer differs from the one the data gives."""
+    saved = meta.get("tokenizer") if isinstance(meta, dict) else None
+    if saved is None:
+        raise CheckpointError("checkpoint records no tokenizer; it cannot be matched to the data: start a new run")
+    if saved != tokenizer_dict:
+        raise CheckpointError(f"checkpoint was trained with {_tok_summary(saved)}, the data gives "
+                              f"{_tok_summary(tokenizer_dict)}: resume with the same --data, or start a new "
+                              f"run in another --out")
