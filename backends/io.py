@@ -94,7 +94,7 @@ def decode_safetensors(buf) -> tuple:
     if not isinstance(header, dict):
         _bad("header is not a JSON object")
     data = buf[8 + n:]
-    meta = header.pop("__metadata__", None) or {}
+    meta = header.pop("__metadata__", {})
     if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         _bad("__metadata__ is not a map of strings to strings")
     spans, out = [], {}
@@ -102,7 +102,7 @@ def decode_safetensors(buf) -> tuple:
         if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
             _bad(f"entry {name!r} does not have exactly dtype, shape and data_offsets")
         code, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
-        if code not in _CODES:
+        if not isinstance(code, str) or code not in _CODES:
             _bad(f"tensor {name!r} has unsupported dtype {code!r}")
         if (not isinstance(shape, list) or len(shape) > 32
                 or not all(type(s) is int and 0 <= s < 2 ** 48 for s in shape)):
