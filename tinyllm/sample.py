@@ -205,5 +205,15 @@ def sample_text(model, tokenizer, prompt: str | None = None, num_samples: int = 
     return [head + tokenizer.decode(r) for r in rows]
 
 
-__all__ = ["generate", "generate_batch", "sample_lines", "sample_text", "filter_probs", "default_prompt",
+def complete(model, tokenizer, prompt: str = "", num_samples: int = 1, max_new_tokens: int | None = None,
+             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, seed=0) -> list:
+    """Samples as strings, whatever the data: whole lines (from <bos> to <bos>) for line
+    datasets such as names, a max_new_tokens continuation (default 200) for text."""
+    if getattr(tokenizer, "bos_id", None) is not None:
+        return sample_lines(model, tokenizer, num_samples, max_new_tokens, temperature, top_k, top_p, seed, prompt)
+    return sample_text(model, tokenizer, prompt or None, num_samples, max_new_tokens or 200, temperature, top_k,
+                       top_p, seed)
+
+
+__all__ = ["generate", "complete", "generate_batch", "sample_lines", "sample_text", "filter_probs", "default_prompt",
            "SamplingError"]

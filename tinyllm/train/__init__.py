@@ -1,1 +1,10 @@
-"""Training: the Trainer, checkpoints, run locks and fault guards."""
+"""Training: the Trainer, its config, checkpoints, run locks and fault guards."""
+from .checkpoint import CheckpointError, OutputDirError, has_checkpoint, load_checkpoint, save_checkpoint
+from .config import ConfigError, TrainConfig, load_toml
+from .guards import NonFiniteError
+from .lock import LockError, RunLock
+from .trainer import OutOfMemory, Trainer, TrainingInterrupted, load_trained
+
+__all__ = ["Trainer", "TrainConfig", "ConfigError", "load_toml", "load_trained", "CheckpointError",
+           "OutputDirError", "LockError", "NonFiniteError", "OutOfMemory", "TrainingInterrupted",
+           "RunLock", "has_checkpoint", "load_checkpoint", "save_checkpoint"]

@@ -1,0 +1,431 @@
+"""The Trainer: device choice, the training loop, evaluation, logging, checkpoints.
+
+    from tinyllm import Trainer, TrainConfig
+    t = Trainer(TrainConfig(data="names", steps=500))
+    t.fit()
+    print(t.generate(num_samples=5))
+
+Everything that can be wrong with the inputs (settings, device, data file,
+checkpoint to resume) is checked in __init__, before the output directory is
+touched; fit() then creates it, takes the run lock and trains.
+
+Resuming is exact: the checkpoint holds the weights, the optimizer moments and
+step count, the batch RNG and every dropout RNG state, and the step (the
+schedule position), so on one backend N straight steps and N/2 + resume + N/2
+give identical losses and weights.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+
+from backends import get_backend
+
+from ..data import DATASETS, Batcher, DataError, load_dataset, tokenizer_from_dict
+from ..models import build_model, config_for
+from ..nn import Dropout
+from ..optim import SGD, Adam, AdamW, clip_grad_norm, decay_groups, make_schedule
+from ..sample import complete
+from ..tensor import no_grad
+from .checkpoint import (CheckpointError, check_tensors, check_tokenizer, has_checkpoint, load_checkpoint,
+                         prepare_output_dir, save_checkpoint)
+from .config import SIZE_FIELDS, ConfigError, TrainConfig
+from .guards import InterruptGuard, NonFiniteError, check_finite, oom_message
+from .lock import RunLock
+from .plot import MISSING_NOTE, PLOT_NAME, plot_losses
+
+LOG_NAME = "log.jsonl"
+MAX_CONSECUTIVE_SKIPS = 20  # with --skip-nonfinite: give up when the weights themselves went bad
+BACKEND_WORDS = {"cpu": "NumPy", "strict": "array-api-strict", "cuda": "CuPy"}
+
+
+class OutOfMemory(MemoryError):
+    """The device (or host) ran out of memory; the message names the size and a fix."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C: the step was finished and a checkpoint saved; the CLI exits 130."""
+
+
+def describe_backend(backend) -> str:
+    words = BACKEND_WORDS.get(backend.kind, backend.kind)
+    fast = " + fused kernels" if backend.fast is not None else ""
+    return f"{backend.name} ({words} backend{fast})"
+
+
+def _fingerprint(ds) -> str:
+    h = hashlib.sha256()
+    for split in (ds.train, ds.val):
+        h.update(",".join(map(str, split)).encode())
+        h.update(b"|")
+    return h.hexdigest()[:16]
+
+
+def make_optimizer(cfg: TrainConfig, model):
+    groups = decay_groups(model, cfg.weight_decay)  # no decay on biases and norm gains
+    if cfg.optimizer == "adamw":
+        return AdamW(groups, lr=cfg.peak_lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return Adam(groups, lr=cfg.peak_lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+    return SGD(groups, lr=cfg.peak_lr, momentum=cfg.beta1, weight_decay=cfg.weight_decay)
+
+
+def model_from_meta(meta: dict, device):
+    """The (untrained) model a checkpoint's meta describes, on `device`."""
+    try:
+        name, fields = meta["model"], dict(meta["config"])
+        return build_model(name, config_for(name, **fields), device=device)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint's model description is unusable ({e}); "
+                              f"train a new one (tinyllm train --out DIR)") from None
+
+
+def load_trained(out_dir: str, device="auto"):
+    """(model, tokenizer, meta) from the checkpoint in out_dir, on any device
+    (a checkpoint trained on a GPU loads on the CPU and the other way round)."""
+    tensors, meta = load_checkpoint(out_dir)
+    backend = get_backend(device)
+    model = model_from_meta(meta, backend)
+    try:
+        tokenizer = tokenizer_from_dict(meta.get("tokenizer"))
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint in {out_dir!r} has an unusable tokenizer ({e}); train a new one") from None
+    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    check_tensors(weights, {n: p.shape for n, p in model.named_parameters()})
+    model.load_state_dict(weights)
+    model.eval()
+    return model, tokenizer, meta
+
+
+class Trainer:
+    """Train a model from a TrainConfig; the CLI and library users share this class.
+
+    verbose=False keeps it quiet (tests); log lines go to stdout, warnings to stderr.
+    """
+
+    def __init__(self, config: TrainConfig | None = None, verbose: bool = True, **overrides):
+        cfg = config if config is not None else TrainConfig()
+        if overrides:
+            try:
+                cfg = cfg.replace(**overrides)
+            except TypeError as e:
+                raise ConfigError(f"unknown training setting: {e}") from None
+        self.config = cfg = cfg.validate()
+        self.verbose = verbose
+        self._bar = None
+        self.out = cfg.out
+        self.backend = get_backend(cfg.device)  # DeviceError, or cpu with one warning line
+        self.dataset = ds = load_dataset(cfg.data, seed=0, lines=cfg.lines)  # the split never depends on --seed
+        self.tokenizer = ds.tokenizer
+        self.data_info = {"spec": cfg.data, "lines": cfg.lines, "name": ds.name, "train_tokens": len(ds.train),
+                          "val_tokens": len(ds.val), "fingerprint": _fingerprint(ds)}
+        ckpt = self._read_resume() if cfg.resume else None
+        if ckpt is not None:
+            self.model_name = ckpt[1]["model"]
+            self.model = model_from_meta(ckpt[1], self.backend)
+            self._check_resume_sizes(ckpt[1])
+        else:
+            self.model_name = cfg.model
+            mcfg = cfg.model_config(self.tokenizer.vocab_size)
+            self._check_lengths(mcfg.block_size)
+            self.model = build_model(cfg.model, mcfg, device=self.backend, seed=cfg.seed)
+        self.block_size = self.model.config.block_size
+        self._check_lengths(self.block_size)
+        self.optimizer = make_optimizer(cfg, self.model)
+        self.schedule = make_schedule(cfg.schedule, cfg.peak_lr, cfg.steps, cfg.warmup_steps, cfg.min_lr)
+        self.rng = self.backend.rng(cfg.seed)  # batch draws
+        self.dropouts = [m for m in self.model.modules() if isinstance(m, Dropout)]
+        self.train_batches = Batcher(ds.train, self.backend, self.block_size)
+        self.val_batches = Batcher(ds.val, self.backend, self.block_size)
+        self.step = 0
+        self.losses: list = []   # training loss per step (None where non-finite)
+        self.evals: list = []    # {"step", "train", "val", "lr", ...} per evaluation
+        self.skipped = 0
+        self.last_eval: dict | None = None
+        if ckpt is not None:
+            self._apply_checkpoint(*ckpt)
+            if self.step >= cfg.steps:
+                raise ConfigError(f"the checkpoint in {self.out!r} is already at step {self.step} of --steps "
+                                  f"{cfg.steps}; pass a larger --steps to train on")
+
+    # -- validation ---------------------------------------------------------------------
+    def _check_lengths(self, block: int) -> None:
+        ds, cfg = self.dataset, self.config
+        n = min(len(ds.train), len(ds.val))
+        if n < block + 1:
+            src = f"dataset {cfg.data!r}" if cfg.data in DATASETS else f"data file {cfg.data!r}"
+            split = "training (90%)" if len(ds.train) <= len(ds.val) else "validation (10%)"
+            raise DataError(f"{src} is too short for block_size {block}: its {split} split has {n} tokens and "
+                            f"needs at least block_size + 1 = {block + 1}; use a longer file or a smaller --block-size")
+
+    def _read_resume(self):
+        cfg = self.config
+        if not has_checkpoint(cfg.out) and not os.path.isdir(cfg.out):
+            raise CheckpointError(f"cannot resume: output directory {cfg.out!r} does not exist; "
+                                  f"check --out, or train without --resume to start a new run")
+        tensors, meta = load_checkpoint(cfg.out)  # CheckpointError for missing / damaged
+        for key in ("model", "config", "tokenizer", "step", "rng", "optim"):
+            if key not in meta:
+                raise CheckpointError(f"checkpoint in {cfg.out!r} lacks {key!r}, so it cannot be resumed exactly; "
+                                      f"start a new run in another --out")
+        check_tokenizer(meta, self.tokenizer.to_dict())  # resuming with other data
+        if meta["model"] != cfg.model:
+            raise CheckpointError(f"the checkpoint in {cfg.out!r} holds a {meta['model']!r} model, the settings ask "
+                                  f"for {cfg.model!r}; resume with --model {meta['model']} or use another --out")
+        fp = (meta.get("data") or {}).get("fingerprint")
+        if fp is not None and fp != self.data_info["fingerprint"]:
+            self._warn(f"the data differs from the data the checkpoint was trained on (same tokenizer); "
+                       f"resuming, but this is not an exact continuation")
+        return tensors, meta
+
+    def _check_resume_sizes(self, meta: dict) -> None:
+        saved = meta["config"]
+        for k in SIZE_FIELDS:
+            v = getattr(self.config, k)
+            if v is not None and k in saved and saved[k] != v:
+                raise ConfigError(f"the checkpoint in {self.out!r} was trained with {k}={saved[k]}, the settings "
+                                  f"ask for {k}={v}; drop --{k.replace('_', '-')} when resuming or use another --out")
+
+    # -- checkpoint state ------------------------------------------------------------------
+    def state(self) -> tuple:
+        """(tensors, meta) for save_checkpoint: host arrays + JSON-able metadata."""
+        be = self.backend
+        tensors = {f"model.{n}": be.to_host(a) for n, a in self.model.state_dict().items()}
+        tensors.update({f"optim.{k}": be.to_host(a) for k, a in self.optimizer.state_arrays().items()})
+        from .. import __version__
+
+        meta = {
+            "model": self.model_name, "config": self.model.config.to_dict(),
+            "tokenizer": self.tokenizer.to_dict(), "step": self.step,
+            "train": {**self.config.to_dict(), "resume": False}, "data": self.data_info,
+            "rng": {"batch": self.rng.get_state(),
+                    "dropout": [d.rng.get_state() if d.rng is not None else None for d in self.dropouts]},
+            "optim": {"kind": self.config.optimizer, "step_count": self.optimizer.step_count},
+            "log": self.evals, "losses": self.losses, "skipped": self.skipped,
+            "device": self.backend.name, "tinyllm": __version__,
+        }
+        return tensors, meta
+
+    def _apply_checkpoint(self, tensors: dict, meta: dict) -> None:
+        weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        check_tensors(weights, {n: p.shape for n, p in self.model.named_parameters()})
+        self.model.load_state_dict(weights)
+        opt = {k[len("optim."):]: v for k, v in tensors.items() if k.startswith("optim.")}
+        try:
+            if meta["optim"].get("kind", self.config.optimizer) != self.config.optimizer:
+                raise ValueError(f"it used optimizer {meta['optim']['kind']!r}, the settings ask for "
+                                 f"{self.config.optimizer!r}")
+            self.optimizer.load_state_arrays(opt, meta["optim"]["step_count"])
+            self.rng.set_state(meta["rng"]["batch"])
+            states = meta["rng"]["dropout"]
+            if len(states) != len(self.dropouts):
+                raise ValueError(f"{len(states)} dropout RNG states for {len(self.dropouts)} dropout layers")
+            for d, st in zip(self.dropouts, states):
+                if st is not None:
+                    if d.rng is None:
+                        d.rng = self.backend.rng(0)
+                    d.rng.set_state(st)
+            self.step = int(meta["step"])
+            self.losses = list(meta.get("losses", []))
+            self.evals = list(meta.get("log", []))
+            self.skipped = int(meta.get("skipped", 0))
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"the checkpoint in {self.out!r} cannot be resumed: {e}; "
+                                  f"resume with the settings it was trained with, or start a new run") from None
+
+    def save(self) -> None:
+        save_checkpoint(self.out, *self.state())
+
+    # -- output -----------------------------------------------------------------------------
+    def _print(self, line: str) -> None:
+        if not self.verbose:
+            return
+        if getattr(self, "_bar", None) is not None:
+            self._bar.write(line, file=sys.stdout)
+        else:
+            print(line, flush=True)
+
+    def _warn(self, line: str) -> None:
+        print(f"warning: {line}", file=sys.stderr, flush=True)
+
+    def _log_record(self, rec: dict) -> None:
+        rec = {"time": round(time.time(), 3), **rec}
+        with open(os.path.join(self.out, LOG_NAME), "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    def describe(self) -> str:
+        m, c = self.model, self.model.config
+        if self.model_name == "gpt":
+            arch = f"gpt {c.n_layer} layers x {c.n_head} heads x {c.n_embd} embd, block {c.block_size}"
+        elif self.model_name == "mlp":
+            arch = f"mlp context {c.block_size}, {c.n_embd} embd, {c.n_hidden} hidden"
+        else:
+            arch = "bigram"
+        ds = self.dataset
+        return (f"device {describe_backend(self.backend)} | {arch}: {m.num_parameters() / 1e6:.2f}M parameters | "
+                f"data {ds.name}: {len(ds.train):,} train / {len(ds.val):,} val tokens, vocab "
+                f"{self.tokenizer.vocab_size} | out {self.out}/")
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def evaluate(self, iters: int | None = None, batch_size: int | None = None) -> dict:
+        """Mean loss over `iters` batches of each split (the same batches every call)."""
+        iters = iters or self.config.eval_iters
+        B = batch_size or self.config.batch_size
+        was = self.model.training
+        self.model.eval()
+        out = {}
+        try:
+            with no_grad():
+                for k, (split, batches) in enumerate((("train", self.train_batches), ("val", self.val_batches))):
+                    rng = self.backend.rng(10_000 + k)
+                    total = 0.0
+                    for _ in range(iters):
+                        x, y = batches.batch(B, rng)
+                        total += self.model(x, y)[1].item()
+                    out[split] = total / iters
+        finally:
+            self.model.train(was)
+        return out
+
+    # -- training ---------------------------------------------------------------------------------
+    def fit(self, until: int | None = None) -> "Trainer":
+        """Train to config.steps (or stop early at step `until`, checkpointing there)."""
+        cfg = self.config
+        end = cfg.steps if until is None else max(self.step, min(int(until), cfg.steps))
+        fresh_over_old = self.step == 0 and not cfg.resume and has_checkpoint(self.out)
+        prepare_output_dir(self.out)  # OutputDirError: unwritable / a file
+        with RunLock(self.out):
+            if fresh_over_old:
+                self._warn(f"{self.out}/ holds a checkpoint from an earlier run; this new run will replace it "
+                           f"(use --resume to continue that one instead)")
+            self._print(self.describe())
+            if self.step > 0:
+                self._print(f"resuming from step {self.step}/{cfg.steps}")
+            self._log_record({"event": "start", "step": self.step, "device": self.backend.name,
+                              "describe": self.describe(), "config": cfg.to_dict()})
+            try:
+                with InterruptGuard() as guard:
+                    self._loop(end, guard)
+            except NonFiniteError as e:
+                self._log_record({"event": "nonfinite", "step": self.step, "error": str(e)})
+                raise
+            except TrainingInterrupted:
+                raise
+            except Exception as e:
+                msg = oom_message(e)
+                if msg is None:
+                    raise
+                self._log_record({"event": "oom", "step": self.step, "error": msg})
+                raise OutOfMemory(msg) from None
+            finally:
+                self._close_bar()
+            self._log_record({"event": "end", "step": self.step, "skipped": self.skipped})
+            self._plot()
+            if self.step >= cfg.steps and cfg.samples and self.verbose:
+                self._print_samples()
+        return self
+
+    def _open_bar(self, end: int):
+        self._bar = None
+        if self.verbose and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=end, initial=self.step, unit="step", dynamic_ncols=True, leave=False)
+
+    def _close_bar(self):
+        if getattr(self, "_bar", None) is not None:
+            self._bar.close()
+        self._bar = None
+
+    def _loop(self, end: int, guard) -> None:
+        cfg, model, opt = self.config, self.model, self.optimizer
+        params = model.parameters()
+        tokens_per_step = cfg.batch_size * self.block_size
+        clip = cfg.grad_clip if cfg.grad_clip > 0 else None
+        self._open_bar(end)
+        if self.step == 0 and not self.evals:
+            self._eval_and_log(0.0, 0)
+        model.train()
+        consecutive = 0
+        busy, n = 0.0, 0  # time in training steps since the last log line
+        while self.step < end:
+            t0 = time.perf_counter()
+            opt.lr = lr = self.schedule(self.step)
+            x, y = self.train_batches.batch(cfg.batch_size, self.rng)
+            opt.zero_grad()
+            _, loss = model(x, y)
+            loss.backward()
+            loss_v = loss.item()
+            norm = clip_grad_norm(params, clip)
+            try:
+                check_finite(self.step + 1, loss_v, norm)
+                opt.step()
+                consecutive = 0
+                self.losses.append(loss_v)
+            except NonFiniteError as e:
+                if not cfg.skip_nonfinite:
+                    raise
+                opt.zero_grad()
+                self.skipped += 1
+                consecutive += 1
+                self.losses.append(None)
+                self._warn(f"{e} -- update skipped ({self.skipped} so far)")
+                if consecutive >= MAX_CONSECUTIVE_SKIPS:
+                    raise NonFiniteError(f"{consecutive} steps in a row were non-finite (last: step {self.step + 1}); "
+                                         f"the weights themselves have diverged. Lower --lr and start again") from None
+            self.step += 1
+            self.backend.synchronize()
+            busy += time.perf_counter() - t0
+            n += 1
+            if self._bar is not None:
+                self._bar.update(1)
+                self._bar.set_postfix(loss=f"{loss_v:.3f}", refresh=False)
+            if self.step % cfg.eval_interval == 0 or self.step == end:
+                self._eval_and_log(busy / n, tokens_per_step * n / busy, lr)
+                busy, n = 0.0, 0
+                self.save()
+            if guard.requested:
+                self.save()
+                self._plot()
+                raise TrainingInterrupted(f"interrupted at step {self.step}/{cfg.steps}; checkpoint saved in "
+                                          f"{self.out}/; continue with: tinyllm train --resume --out {self.out}")
+
+    def _eval_and_log(self, sec_per_step: float, tok_per_s: float, lr: float | None = None) -> None:
+        ev = self.evaluate()
+        lr = self.schedule(self.step) if lr is None else lr
+        rec = {"step": self.step, "train": ev["train"], "val": ev["val"], "lr": lr,
+               "ms_per_step": round(sec_per_step * 1000, 2), "tok_per_s": round(tok_per_s),
+               "skipped": self.skipped}
+        self.evals.append(rec)
+        self.last_eval = rec
+        self._log_record({"event": "eval", **rec})
+        line = f"step {self.step}/{self.config.steps} | loss {ev['train']:.4f} | val {ev['val']:.4f} | lr {lr:.1e}"
+        if self.step > 0 and sec_per_step > 0:
+            line += f" | {sec_per_step * 1000:.0f} ms/step | {tok_per_s:,.0f} tok/s"
+        if self.skipped:
+            line += f" | skipped {self.skipped}"
+        self._print(line)
+
+    def _plot(self) -> None:
+        path = plot_losses(self.out, [x if x is not None else float("nan") for x in self.losses], self.evals,
+                           title=self.describe().split(" | ")[1])
+        if path is None:
+            self._print(MISSING_NOTE.format(path=os.path.join(self.out, PLOT_NAME)))
+
+    def _print_samples(self) -> None:
+        text_data = self.tokenizer.bos_id is None
+        n = 1 if text_data else self.config.samples
+        self._print(f"samples (temperature 1.0):")
+        for s in self.generate(num_samples=n, seed=self.config.seed):
+            self._print("  " + s.replace("\n", "\n  ") if text_data else "  " + s)
+
+    # -- library conveniences ----------------------------------------------------------------------
+    def generate(self, prompt: str = "", num_samples: int = 5, max_new_tokens: int | None = None,
+                 temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                 seed=0) -> list:
+        """Samples as strings: whole lines for line datasets (names), continuations for text."""
+        return complete(self.model, self.tokenizer, prompt, num_samples, max_new_tokens, temperature, top_k,
+                        top_p, seed)
