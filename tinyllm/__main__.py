@@ -1,0 +1,6 @@
+"""python -m tinyllm ... == tinyllm ..."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,276 @@
+"""The command line: `tinyllm train`, `tinyllm sample`, `tinyllm gradcheck` (also `python -m tinyllm`).
+
+Bad input never shows a traceback: every error the library raises for it is
+one line on stderr naming the problem and the fix. Exit codes (all mapped in
+EXIT_CODES / run_guarded below):
+
+    0    success
+    1    `tinyllm gradcheck` found an op whose gradient is wrong
+    2    bad input: settings, data file, prompt, device, checkpoint, output directory, or a
+         directory locked by another run (argparse's own usage errors are 2 as well)
+    3    training failed while running: the loss went nan/inf, or out of memory
+    130  interrupted with Ctrl-C (after saving a checkpoint on the first one)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from backends import DeviceError
+
+from .data import DataError, TokenizerError
+from .sample import SamplingError
+from .train.checkpoint import CheckpointError, OutputDirError
+from .train.config import ConfigError, TrainConfig
+from .train.guards import NonFiniteError
+from .train.lock import LockError
+from .train.trainer import OutOfMemory, TrainingInterrupted
+
+EXIT_OK, EXIT_GRADCHECK_FAILED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+# The one place where errors become exit codes. Order matters: NonFiniteError is a ValueError too.
+EXIT_CODES = (
+    ((NonFiniteError, OutOfMemory), EXIT_FAILED),
+    ((ConfigError, DataError, TokenizerError, SamplingError, CheckpointError, OutputDirError, LockError,
+      DeviceError), EXIT_BAD_INPUT),
+)
+
+
+def run_guarded(fn, *args) -> int:
+    """Call fn(*args) -> exit code; known errors become one stderr line and their exit code."""
+    try:
+        return fn(*args) or EXIT_OK
+    except TrainingInterrupted as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("stopped at once; the last saved checkpoint (if any) is intact", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `tinyllm sample | head`
+        return EXIT_OK
+    except Exception as e:
+        for classes, code in EXIT_CODES:
+            if isinstance(e, classes):
+                print(f"error: {e}", file=sys.stderr)
+                return code
+        raise
+
+
+# -- tinyllm train ----------------------------------------------------------------------------------
+
+D = TrainConfig()  # defaults, for the help text
+
+TRAIN_EXAMPLES = """\
+examples:
+  tinyllm train                                  # a GPT on the embedded names, ~2 minutes on a laptop CPU
+  tinyllm train --data input.txt --steps 5000 --block-size 64 --out shakespeare
+  tinyllm train --device cuda --n-layer 6 --n-embd 192 --batch-size 64
+  tinyllm train --resume --out out               # continue a run (flags given override its settings)
+  tinyllm train --config run.toml --lr 3e-3      # settings from a TOML file; flags win
+
+The output directory gets checkpoint.json + a .safetensors file, log.jsonl and loss.png.
+Exit codes: 0 ok, 2 bad input (one line on stderr), 3 training diverged or ran out of memory, 130 Ctrl-C.
+"""
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    S = argparse.SUPPRESS  # unset flags stay absent, so TOML / checkpoint settings show through
+    g = p.add_argument_group("data and model")
+    g.add_argument("--data", default=S, metavar="NAME|PATH",
+                   help=f"'names' (embedded, default), 'arithmetic' (sums in words) or a UTF-8 text file")
+    g.add_argument("--lines", action=argparse.BooleanOptionalAction, default=S,
+                   help="treat a text file as one example per line like names (default: guess)")
+    g.add_argument("--model", default=S, choices=["gpt", "mlp", "bigram"], help="model to train (default gpt)")
+    g.add_argument("--n-layer", type=int, default=S, metavar="N", help="transformer blocks (gpt; default 4)")
+    g.add_argument("--n-head", type=int, default=S, metavar="N", help="attention heads (gpt; default 4)")
+    g.add_argument("--n-embd", type=int, default=S, metavar="N",
+                   help="embedding width, divisible by --n-head (default 64 for gpt)")
+    g.add_argument("--block-size", type=int, default=S, metavar="N", help="context length in tokens (default 32 for gpt)")
+    g.add_argument("--dropout", type=float, default=S, metavar="P", help="dropout probability (gpt; default 0)")
+    g.add_argument("--bias", action=argparse.BooleanOptionalAction, default=S,
+                   help="biases in Linear and LayerNorm layers (gpt; default on)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--steps", type=int, default=S, metavar="N", help=f"optimizer steps in total (default {D.steps})")
+    g.add_argument("--batch-size", type=int, default=S, metavar="N", help=f"sequences per step (default {D.batch_size})")
+    g.add_argument("--optimizer", default=S, choices=["adamw", "adam", "sgd"], help="default adamw")
+    g.add_argument("--lr", type=float, default=S, help="peak learning rate (default 2e-3 for gpt)")
+    g.add_argument("--min-lr", type=float, default=S, help="end of the cosine schedule (default lr/10)")
+    g.add_argument("--warmup", type=int, default=S, metavar="N", help="linear warmup steps (default min(100, steps/10))")
+    g.add_argument("--schedule", default=S, choices=["cosine", "linear", "constant"], help="default cosine")
+    g.add_argument("--weight-decay", type=float, default=S, metavar="WD",
+                   help=f"decoupled weight decay on matrices (default {D.weight_decay})")
+    g.add_argument("--beta1", type=float, default=S, help=f"Adam beta1 / SGD momentum (default {D.beta1})")
+    g.add_argument("--beta2", type=float, default=S, help=f"Adam beta2 (default {D.beta2})")
+    g.add_argument("--grad-clip", type=float, default=S, metavar="NORM",
+                   help=f"clip the global gradient norm (default {D.grad_clip}; 0 = off)")
+    g.add_argument("--skip-nonfinite", action="store_true", default=S,
+                   help="skip updates whose loss or gradient is nan/inf instead of stopping (counted in the log)")
+    g = p.add_argument_group("evaluation and output")
+    g.add_argument("--eval-interval", type=int, default=S, metavar="N",
+                   help=f"evaluate, log and checkpoint every N steps (default {D.eval_interval})")
+    g.add_argument("--eval-iters", type=int, default=S, metavar="N",
+                   help=f"batches per split in an evaluation (default {D.eval_iters})")
+    g.add_argument("--samples", type=int, default=S, metavar="N", help=f"samples printed at the end (default {D.samples})")
+    g.add_argument("--device", default=S, help="auto (default), cpu, cuda, cuda:N or strict; "
+                                               "an unusable GPU falls back to cpu with a warning")
+    g.add_argument("--seed", type=int, default=S, help="seed for weights, batches and dropout (default 0)")
+    g.add_argument("--out", default=S, metavar="DIR", help="output directory (default out)")
+    g.add_argument("--resume", action="store_true", default=S, help="continue from the checkpoint in --out")
+    g.add_argument("--config", metavar="FILE.toml", default=None,
+                   help="read settings from a TOML file (keys as the flags, e.g. n_layer = 6); flags override it")
+
+
+def _resume_settings(out: str) -> dict:
+    """The settings a checkpoint was trained with (the Trainer reports any problem with it)."""
+    from .train.checkpoint import load_checkpoint
+
+    try:
+        _, meta = load_checkpoint(out)
+    except CheckpointError:
+        return {}
+    saved = meta.get("train") if isinstance(meta.get("train"), dict) else {}
+    known = set(TrainConfig.__dataclass_fields__)
+    return {k: v for k, v in saved.items() if k in known and k not in ("out", "resume", "device")}
+
+
+def build_train_config(args: argparse.Namespace) -> TrainConfig:
+    """Defaults <- TOML file <- the checkpoint's settings (when resuming) <- flags given."""
+    from .train.config import load_toml
+
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "func")}
+    settings = load_toml(args.config) if args.config else {}
+    out = flags.get("out", settings.get("out", D.out))
+    if flags.get("resume", settings.get("resume", False)):
+        settings.update(_resume_settings(out))
+    settings.update(flags)
+    return TrainConfig.from_dict(settings).validate()
+
+
+def cmd_train(args) -> int:
+    from .train.trainer import Trainer
+
+    Trainer(build_train_config(args)).fit()
+    return EXIT_OK
+
+
+# -- tinyllm sample -----------------------------------------------------------------------------------
+
+def _vocab_preview(tokenizer, limit: int = 80) -> str:
+    toks = [t for t in tokenizer.itos if t != "<bos>"]
+    sep = "" if tokenizer.kind == "char" else " "
+    text = sep.join(toks)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def cmd_sample(args) -> int:
+    from .sample import complete
+    from .train.checkpoint import has_checkpoint
+    from .train.trainer import load_trained
+
+    if not has_checkpoint(args.out):
+        raise CheckpointError(f"no checkpoint in {args.out!r}; train one first (tinyllm train --out {args.out}) "
+                              f"or point --out at a training run's directory")
+    model, tok, meta = load_trained(args.out, args.device)
+    if args.prompt:
+        try:
+            tok.encode(args.prompt)
+        except TokenizerError as e:
+            raise TokenizerError(f"--prompt has {e}; this model knows only {_vocab_preview(tok)}") from None
+    texts = complete(model, tok, args.prompt or "", args.num_samples, args.max_new_tokens, args.temperature,
+                     args.top_k, args.top_p, args.seed)
+    lines = tok.bos_id is not None
+    for i, t in enumerate(texts):
+        if lines:
+            print(t)
+        else:
+            if i:
+                print("-" * 40)
+            print(t)
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def _add_sample_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="out", metavar="DIR", help="training run directory with a checkpoint (default out)")
+    p.add_argument("--num-samples", type=int, default=10, metavar="N", help="how many samples (default 10)")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; higher = more varied (default 0.8)")
+    p.add_argument("--top-k", type=int, default=None, metavar="K", help="sample only from the K most likely tokens")
+    p.add_argument("--top-p", type=float, default=None, metavar="P",
+                   help="sample only from the smallest set of tokens whose probability reaches P")
+    p.add_argument("--prompt", default="", help="text to continue (line data: the start of a line)")
+    p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                   help="tokens to generate per sample (default: a whole line for line data, 200 for text)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or strict; any device "
+                                                    "loads any checkpoint")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+
+
+# -- tinyllm gradcheck ----------------------------------------------------------------------------------
+
+def cmd_gradcheck(args) -> int:
+    from backends import get_backend
+
+    from .ops.checks import CASES, case_id, check_case
+
+    backend = get_backend(args.device)
+    cases = [c for c in CASES if not args.op or c.op in args.op]
+    if not cases:
+        raise ConfigError(f"no gradient check for op(s) {', '.join(args.op)}; known ops: "
+                          f"{', '.join(sorted({c.op for c in CASES}))}")
+    print(f"gradient check on {backend.name}: analytic (backward) vs numerical (central differences, float64)")
+    print(f"{'case':<22} {'result':<6} {'analytic':>14} {'numeric':>14} {'worst abs err':>14}")
+    worst, failed = None, 0
+    for c in cases:
+        r = check_case(backend, c)
+        w = r.worst or {"analytic": 0.0, "numeric": 0.0}
+        print(f"{case_id(c):<22} {'ok' if r.ok else 'FAIL':<6} {w['analytic']:>14.6e} {w['numeric']:>14.6e} "
+              f"{r.max_abs_err:>14.2e}", flush=True)
+        failed += not r.ok
+        if worst is None or r.max_abs_err > worst[1]:
+            worst = (case_id(c), r.max_abs_err)
+    print(f"{len(cases) - failed}/{len(cases)} cases ok; worst error {worst[1]:.2e} ({worst[0]})")
+    return EXIT_OK if failed == 0 else EXIT_GRADCHECK_FAILED
+
+
+# -- the parser -----------------------------------------------------------------------------------------
+
+def make_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(
+        prog="tinyllm", formatter_class=fmt,
+        description="Train and sample tiny language models on NumPy (CPU) or CuPy (CUDA).",
+        epilog="run `tinyllm COMMAND --help` for a command's options")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    t = sub.add_parser("train", help="train a model (default: a small GPT on the embedded names)",
+                       description="Train a model and save checkpoints, a log and a loss plot in --out.",
+                       epilog=TRAIN_EXAMPLES, formatter_class=fmt)
+    _add_train_args(t)
+    t.set_defaults(func=cmd_train)
+    s = sub.add_parser("sample", help="generate text from a trained model",
+                       description="Generate samples from the checkpoint in --out, on any device.",
+                       epilog="examples:\n  tinyllm sample --num-samples 10 --temperature 0.8\n"
+                              "  tinyllm sample --out shakespeare --prompt 'ROMEO:' --max-new-tokens 300 --top-p 0.9",
+                       formatter_class=fmt)
+    _add_sample_args(s)
+    s.set_defaults(func=cmd_sample)
+    g = sub.add_parser("gradcheck", help="check every op's backward against numerical gradients",
+                       description="For each op: the analytic gradient (backward) at its worst element next to "
+                                   "the numerical one (central differences in float64), and the error.",
+                       formatter_class=fmt)
+    g.add_argument("--device", default="cpu", help="cpu (default), strict, cuda or cuda:N")
+    g.add_argument("--op", action="append", metavar="NAME", help="only this op (repeatable)")
+    g.set_defaults(func=cmd_gradcheck)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    return run_guarded(args.func, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
