@@ -18,3 +18,8 @@ def device(spec: "str | Backend" = "auto", fallback: bool = True) -> Backend:
     (fallback=True) or raises DeviceError (fallback=False).
     """
     return get_backend(spec, fallback=fallback)
+
+
+# Training and sampling (issue 3): Trainer(TrainConfig(...)).fit(), generate(model, prompt, ...)
+from .sample import complete, generate, generate_batch, sample_lines  # noqa: E402
+from .train import TrainConfig, Trainer, load_trained  # noqa: E402
