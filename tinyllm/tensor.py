@@ -168,10 +168,12 @@ class Tensor:
             grad = grad.data
         topo = self._topo()
         grads = {id(self): grad}
+        owned = set()  # ids of sums this loop made: nobody else holds them, add in place
         for node in reversed(topo):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
+            owned.discard(id(g))
             if node._backward is None:  # a leaf
                 node.grad = g if node.grad is None else node.grad + g
                 continue
@@ -180,7 +182,14 @@ class Tensor:
                     continue
                 k = id(p)
                 prev = grads.get(k)
-                grads[k] = pg if prev is None else prev + pg
+                if prev is None:
+                    grads[k] = pg
+                elif id(prev) in owned and prev.dtype == pg.dtype and prev.shape == pg.shape:
+                    prev += pg
+                else:
+                    total = prev + pg
+                    owned.add(id(total))
+                    grads[k] = total
 
     def _topo(self) -> list:
         """Post-order of the graph below self, iteratively (no recursion limit)."""

@@ -1,0 +1,362 @@
+"""Side-by-side benchmark: the same GPT training step in tinyllm and in PyTorch.
+
+    python scripts/bench.py                      # cpu-small, 1 thread and all cores
+    python scripts/bench.py --preset gpu-baby --device cuda
+    python scripts/bench.py --preset sweep       # step time vs width and context (+ plot)
+    python scripts/bench.py --json               # machine-readable
+
+Both frameworks get the same config, the same batches and the same initial
+weights (tinyllm's, copied into the PyTorch twin of scripts/bench_torch_gpt.py).
+A correctness gate runs first: on one batch the loss and every gradient must
+agree to 1e-4 relative error (max |a - b| / max |b| per tensor), and so must
+the parameters after clip + AdamW applied to the same gradients.
+Then the two steps alternate (A, B, A, B, ...) so machine noise hits both
+alike; a step is forward + backward + clip + AdamW (batching excluded), and
+the table reports the median. Every thread setting runs in its own process,
+because OpenBLAS reads OMP_NUM_THREADS / OPENBLAS_NUM_THREADS when NumPy is
+imported. Peak memory is measured in separate processes, one per framework:
+the rise of the resident set (CPU) or of the allocator (CUDA) over the
+training steps, i.e. weights' gradients, optimizer state and activations,
+without the libraries themselves. A per-op profile of tinyllm's step
+(tinyllm.profile) shows where the time goes, and generate() is timed with
+and without the KV cache. torch is optional: without it tinyllm runs alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MARK = "@@BENCH "  # a worker's result line on stdout
+
+PRESETS = {
+    # nanoGPT's CPU recipe for tiny Shakespeare
+    "cpu-small": dict(batch=12, block=64, n_layer=4, n_head=4, n_embd=128, vocab=65, dropout=0.0, bias=False),
+    # nanoGPT's shakespeare_char GPU recipe ("baby GPT")
+    "gpu-baby": dict(batch=64, block=256, n_layer=6, n_head=6, n_embd=384, vocab=65, dropout=0.2, bias=False),
+}
+SWEEP_BASE = dict(batch=12, block=64, n_layer=4, n_head=4, n_embd=128, vocab=65, dropout=0.0, bias=False)
+SWEEP_EMBD = (64, 128, 256, 512)       # at block 64
+SWEEP_BLOCK = (32, 64, 128, 256, 512)  # at n_embd 128
+GATE_RTOL = 1e-4
+
+
+class UsageError(ValueError):
+    pass
+
+
+# ----------------------------------------------------------------------------- parent
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="tinyllm vs PyTorch: one GPT training step, side by side")
+    p.add_argument("--preset", default="cpu-small", choices=[*PRESETS, "sweep"])
+    p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N); both frameworks use it")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per framework (default 50; sweep 10)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 10; sweep 3)")
+    p.add_argument("--threads", default=None,
+                   help="comma-separated thread counts, each run in its own process (default: 1 and all cores)")
+    for f in ("batch", "block", "n_layer", "n_head", "n_embd", "vocab"):
+        p.add_argument(f"--{f.replace('_', '-')}", type=int, default=None, help=f"override the preset's {f}")
+    p.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-torch", action="store_true", help="time tinyllm alone")
+    p.add_argument("--profile-steps", type=int, default=10, help="steps in the per-op profile (0: none)")
+    p.add_argument("--mem-steps", type=int, default=5, help="steps in each memory process (0: no memory figures)")
+    p.add_argument("--sample-tokens", type=int, default=500, help="tokens for the generate() timing (0: none)")
+    p.add_argument("--plot", default="bench_sweep.png", help="where the sweep plot goes (needs matplotlib)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--_spec", default=None, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    sweep = a.preset == "sweep"
+    a.steps = a.steps if a.steps is not None else (10 if sweep else 50)
+    a.warmup = a.warmup if a.warmup is not None else (3 if sweep else 10)
+    if a.steps < 1 or a.warmup < 0:
+        raise UsageError(f"--steps must be >= 1 and --warmup >= 0 (got {a.steps}, {a.warmup})")
+    if a.threads is None:
+        n = os.cpu_count() or 1
+        a.threads = [1] if n == 1 else [1, n]
+    else:
+        try:
+            a.threads = [int(t) for t in a.threads.split(",") if t.strip()]
+        except ValueError:
+            raise UsageError(f"--threads takes comma-separated positive integers, e.g. 1,2 (got {a.threads!r})")
+        if not a.threads or min(a.threads) < 1:
+            raise UsageError("--threads takes positive integers, e.g. --threads 1,2")
+    if not (a.device == "cpu" or a.device.startswith("cuda")):
+        raise UsageError(f"--device must be cpu or cuda[:N], got {a.device!r}")
+    return a
+
+
+def configs(a) -> list:
+    """The model/batch configs to time: one for a preset, several for the sweep."""
+    if a.preset == "sweep":
+        pts = [dict(SWEEP_BASE, n_embd=e) for e in SWEEP_EMBD]
+        pts += [dict(SWEEP_BASE, block=t) for t in SWEEP_BLOCK if t != SWEEP_BASE["block"]]
+    else:
+        pts = [dict(PRESETS[a.preset])]
+    for c in pts:
+        for f in ("batch", "block", "n_layer", "n_head", "n_embd", "vocab", "dropout"):
+            v = getattr(a, f)
+            if v is not None:
+                c[f] = v
+        if c["n_embd"] % c["n_head"]:
+            raise UsageError(f"n_embd {c['n_embd']} is not divisible by n_head {c['n_head']}")
+        if min(c["batch"], c["block"], c["n_layer"], c["n_head"], c["n_embd"], c["vocab"]) < 1:
+            raise UsageError("batch, block, n_layer, n_head, n_embd and vocab must be positive")
+    return pts
+
+
+def thread_env(n: int) -> dict:
+    env = dict(os.environ)
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env[k] = str(n)
+    return env
+
+
+def run_worker(kind: str, spec: dict, threads: int) -> dict:
+    """Run one measurement in a fresh process with its thread settings; its result dict."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--_worker", kind, "--_spec", json.dumps(spec)]
+    proc = subprocess.run(cmd, env=thread_env(threads), capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith(MARK):
+            return json.loads(line[len(MARK):])
+    raise RuntimeError(f"bench worker {kind} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+def main(argv=None) -> int:
+    try:
+        a = parse_args(argv)
+        if a._worker:
+            return worker(a._worker, json.loads(a._spec))
+        pts = configs(a)
+    except UsageError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 2
+    base = dict(device=a.device, steps=a.steps, warmup=a.warmup, seed=a.seed, torch=not a.no_torch)
+    report = {"preset": a.preset, "device": a.device, "steps": a.steps, "warmup": a.warmup, "runs": []}
+    for n in a.threads:
+        for i, c in enumerate(pts):
+            spec = dict(base, config=c, threads=n,
+                        profile_steps=a.profile_steps if a.preset != "sweep" else 0)
+            run = run_worker("time", spec, n)
+            if a.mem_steps > 0 and a.preset != "sweep":
+                mspec = dict(spec, steps=a.mem_steps)
+                run["tinyllm"]["memory"] = run_worker("mem-tinyllm", mspec, n)
+                if run.get("torch"):
+                    run["torch"]["memory"] = run_worker("mem-torch", mspec, n)
+                    t, r = run["tinyllm"]["memory"]["step_bytes"], run["torch"]["memory"]["step_bytes"]
+                    run["memory_ratio"] = t / r if r else None
+            report["runs"].append(run)
+            if not a.json:
+                print(f"  done: threads {n}, config {i + 1}/{len(pts)}", file=sys.stderr, flush=True)
+    if a.sample_tokens > 0 and a.preset != "sweep":
+        spec = dict(base, config=pts[0], tokens=a.sample_tokens, threads=a.threads[-1])
+        report["sampling"] = run_worker("sample", spec, a.threads[-1])
+    if a.preset == "sweep":
+        report["plot"] = plot_sweep(report, a.plot)
+    report["gate_ok"] = all(r["gate"]["ok"] for r in report["runs"] if r.get("gate"))
+    if a.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(render(report))
+    return 0 if report["gate_ok"] else 1
+
+
+# ----------------------------------------------------------------------------- rendering
+def _mb(b):
+    return f"{b / 2**20:.1f}" if b is not None else "-"
+
+
+def render(rep: dict) -> str:
+    out = []
+    r0 = rep["runs"][0]
+    tv = r0.get("torch_version")
+    out.append(f"tinyllm vs {'PyTorch ' + tv if tv else '(no PyTorch)'} | preset {rep['preset']} | device "
+               f"{rep['device']} | median of {rep['steps']} steps after {rep['warmup']} warm-up, alternating A,B")
+    if rep["preset"] != "sweep":
+        c = r0["config"]
+        out.append(f"config: batch {c['batch']}, block {c['block']}, {c['n_layer']} layers, {c['n_head']} heads, "
+                   f"{c['n_embd']} embd, vocab {c['vocab']}, dropout {c['dropout']}, bias {c['bias']}, tied embeddings")
+    out.append(f"tinyllm fast path: {r0['fast_path']}")
+    hdr = (f"{'threads':>7} {'OMP/OPENBLAS/torch':>18} {'block':>5} {'embd':>4} | {'tinyllm ms':>10} {'tok/s':>8} | "
+           f"{'torch ms':>8} {'tok/s':>8} | {'ratio':>5} | {'mem MB tl/torch':>15} {'ratio':>5}")
+    out.append(hdr)
+    out.append("-" * len(hdr))
+    for r in rep["runs"]:
+        tl, tr, c = r["tinyllm"], r.get("torch"), r["config"]
+        th = f"{r['env']['OMP_NUM_THREADS']}/{r['env']['OPENBLAS_NUM_THREADS']}/{r.get('torch_threads', '-')}"
+        mem = "-"
+        mr = "-"
+        if "memory" in tl:
+            mem = f"{_mb(tl['memory']['step_bytes'])}/{_mb(tr['memory']['step_bytes']) if tr and 'memory' in tr else '-'}"
+            mr = f"{r['memory_ratio']:.2f}" if r.get("memory_ratio") else "-"
+        tms = f"{tr['ms_median']:>8.2f} {tr['tokens_per_s']:>8.0f}" if tr else f"{'-':>8} {'-':>8}"
+        ratio = f"{r['ratio']:>5.2f}" if r.get("ratio") else f"{'-':>5}"
+        out.append(f"{r['threads']:>7} {th:>18} {c['block']:>5} {c['n_embd']:>4} | {tl['ms_median']:>10.2f} "
+                   f"{tl['tokens_per_s']:>8.0f} | {tms} | {ratio} | {mem:>15} {mr:>5}")
+    out.append("ratio = tinyllm / PyTorch median ms per step (lower is better for tinyllm); memory = the rise in "
+               "resident memory (CPU) or allocator bytes (CUDA) over the training steps")
+    for r in rep["runs"]:
+        g = r.get("gate")
+        if g:
+            out.append(f"gate (threads {r['threads']}, block {r['config']['block']}, embd {r['config']['n_embd']}): "
+                       f"{'ok' if g['ok'] else 'FAILED'} - loss rel err {g['loss_rel_err']:.1e}, worst grad rel err "
+                       f"{g['grad_rel_err']:.1e} ({g['worst_grad']}), params after clip + AdamW from the same grads {g['param_rel_err']:.1e}"
+                       f" (tolerance {g['rtol']:.0e})")
+    for r in rep["runs"]:
+        if r.get("profile"):
+            out.append(f"\nper-op profile of one tinyllm step (threads {r['threads']}, mean of "
+                       f"{r['profile_steps']} steps; exclusive times, ms):")
+            out.append(profile_table(r["profile"]))
+    s = rep.get("sampling")
+    if s:
+        out.append(f"\ngenerate() {s['tokens']} new tokens (model as above with block_size {s['block_size']}, "
+                   f"threads {s['threads']}): KV cache {s['cache_tok_s']:.0f} tok/s, no cache {s['nocache_tok_s']:.0f}"
+                   f" tok/s ({s['cache_tok_s'] / s['nocache_tok_s']:.1f}x)")
+    if rep.get("plot"):
+        out.append(f"\nsweep plot: {rep['plot']}")
+    return "\n".join(out)
+
+
+def profile_table(rows) -> str:
+    total = sum(r["fwd_ms"] + r["bwd_ms"] for r in rows) or 1.0
+    lines = [f"  {'op':<18}{'calls':>6}{'fwd':>8}{'bwd':>8}{'total':>8}{'share':>7}"]
+    for r in rows:
+        t = r["fwd_ms"] + r["bwd_ms"]
+        lines.append(f"  {r['op']:<18}{r['calls']:>6}{r['fwd_ms']:>8.2f}{r['bwd_ms']:>8.2f}{t:>8.2f}{100 * t / total:>6.1f}%")
+    lines.append(f"  {'sum':<18}{'':>6}{'':>8}{'':>8}{total:>8.2f}")
+    return "\n".join(lines)
+
+
+def plot_sweep(rep: dict, path: str):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, fixed, label in ((axes[0], "n_embd", ("block", SWEEP_BASE["block"]), "n_embd"),
+                                  (axes[1], "block", ("n_embd", SWEEP_BASE["n_embd"]), "block (context T)")):
+        for n in sorted({r["threads"] for r in rep["runs"]}):
+            runs = sorted((r for r in rep["runs"] if r["threads"] == n and r["config"][fixed[0]] == fixed[1]),
+                          key=lambda r: r["config"][key])
+            xs = [r["config"][key] for r in runs]
+            ax.plot(xs, [r["tinyllm"]["ms_median"] for r in runs], "o-", label=f"tinyllm, {n} thr")
+            if all(r.get("torch") for r in runs):
+                ax.plot(xs, [r["torch"]["ms_median"] for r in runs], "s--", label=f"PyTorch, {n} thr")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("ms / training step")
+        ax.set_title(f"step time vs {label} ({fixed[0]} {fixed[1]})")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return os.path.abspath(path)
+
+
+# ----------------------------------------------------------------------------- workers
+def emit(obj) -> int:
+    print(MARK + json.dumps(obj), flush=True)
+    return 0
+
+
+def worker(kind: str, spec: dict) -> int:
+    if kind == "time":
+        return emit(time_worker(spec))
+    if kind.startswith("mem-"):
+        return emit(memory_worker(spec, kind[4:]))
+    if kind == "sample":
+        return emit(sample_worker(spec))
+    raise UsageError(f"unknown worker {kind}")
+
+
+def _import_torch(spec):
+    if not spec["torch"]:
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not spec["device"].startswith("cuda"):
+        torch.set_num_threads(spec["threads"])
+    return torch
+
+
+def time_worker(spec: dict) -> dict:
+    from bench_steps import TinyRunner, TorchRunner, correctness_gate, make_batches
+
+    torch = _import_torch(spec)
+    tl = TinyRunner(spec)
+    res = {"config": spec["config"], "threads": spec["threads"], "device": tl.backend.name,
+           "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
+           "fast_path": getattr(tl.backend.fast, "name", None) if tl.backend.fast is not None else "none (standard ops)"}
+    tr = None
+    if torch is not None:
+        res["torch_version"] = torch.__version__
+        res["torch_threads"] = torch.get_num_threads()
+        res["gate"] = correctness_gate(spec, GATE_RTOL)
+        tr = TorchRunner(spec, tl.model)
+    batches = make_batches(spec["config"], spec["warmup"] + spec["steps"], spec["seed"])
+    ta, tb = [], []
+    for i, (x, y) in enumerate(batches):
+        a = tl.step(x, y)
+        b = tr.step(x, y) if tr is not None else None
+        if i >= spec["warmup"]:
+            ta.append(a)
+            if b is not None:
+                tb.append(b)
+    tokens = spec["config"]["batch"] * spec["config"]["block"]
+    res["tinyllm"] = _summary(ta, tokens)
+    res["tinyllm"]["final_loss"] = tl.last_loss
+    if tr is not None:
+        res["torch"] = _summary(tb, tokens)
+        res["torch"]["final_loss"] = tr.last_loss
+        res["ratio"] = res["tinyllm"]["ms_median"] / res["torch"]["ms_median"]
+    if spec.get("profile_steps"):
+        res["profile"] = tl.profile(batches, spec["profile_steps"])
+        res["profile_steps"] = spec["profile_steps"]
+    return res
+
+
+def _summary(times, tokens) -> dict:
+    ms = sorted(1e3 * t for t in times)
+    med = statistics.median(ms)
+    return {"ms_median": med, "ms_p10": ms[len(ms) // 10], "ms_p90": ms[(9 * len(ms)) // 10],
+            "ms_min": ms[0], "tokens_per_s": tokens / (med / 1e3), "steps": len(ms)}
+
+
+def memory_worker(spec: dict, framework: str) -> dict:
+    from bench_steps import TinyRunner, TorchRunner, make_batches, memory_probe
+
+    batches = make_batches(spec["config"], spec["steps"], spec["seed"])
+    if framework == "tinyllm":
+        runner = TinyRunner(spec)
+    else:
+        torch = _import_torch(dict(spec, torch=True))
+        if torch is None:
+            return {"step_bytes": None}
+        runner = TorchRunner(spec, TinyRunner(spec).model)
+    probe = memory_probe(runner)
+    probe.start()
+    for x, y in batches:
+        runner.step(x, y)
+    return probe.stop()
+
+
+def sample_worker(spec: dict) -> dict:
+    from bench_steps import time_generate
+
+    return time_generate(spec)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, HERE)
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Per-op profile: forward and backward time of every op type.
+
+    with profile() as prof:
+        _, loss = model(x, y); loss.backward()
+        with prof.section("optimizer"):
+            opt.step()
+    print(prof.table(steps=1))
+
+Inside the block every registered op (tinyllm/ops) is swapped for a timed
+wrapper and every backward closure an op records is wrapped too; on exit
+the originals are put back, so the overhead when profiling is off is zero.
+Times are exclusive: an op that calls another op (transpose -> permute) is
+charged only for its own work. `sync` (e.g. backend.synchronize) runs
+before each clock read so asynchronous devices are timed honestly.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from dataclasses import dataclass, field
+
+from .ops.registry import OPS
+from .tensor import Tensor
+
+_active = None  # the running Profile (profiles do not nest)
+
+
+@dataclass
+class Profile:
+    forward: dict = field(default_factory=dict)   # op name -> [seconds, calls]
+    backward: dict = field(default_factory=dict)  # op name -> [seconds, calls]
+    sections: dict = field(default_factory=dict)  # section name -> [seconds, calls]
+    sync: object = None
+    _stack: list = field(default_factory=list)    # [op name, child seconds] of ops running now
+
+    def _now(self) -> float:
+        if self.sync is not None:
+            self.sync()
+        return time.perf_counter()
+
+    def _timed(self, table: dict, name: str, fn, *args, **kwargs):
+        frame = [name, 0.0]
+        self._stack.append(frame)
+        t0 = self._now()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            dt = self._now() - t0
+            self._stack.pop()
+            if self._stack:
+                self._stack[-1][1] += dt
+            row = table.setdefault(name, [0.0, 0])
+            row[0] += dt - frame[1]
+            row[1] += 1
+
+    @contextlib.contextmanager
+    def section(self, name: str):
+        """Time a block that is not an op (optimizer step, clipping, the engine)."""
+        t0 = self._now()
+        try:
+            yield
+        finally:
+            row = self.sections.setdefault(name, [0.0, 0])
+            row[0] += self._now() - t0
+            row[1] += 1
+
+    def total(self) -> float:
+        return sum(r[0] for t in (self.forward, self.backward, self.sections) for r in t.values())
+
+    def rows(self, steps: int = 1) -> list:
+        """[{op, fwd_ms, bwd_ms, calls}] per step, slowest first; sections as ops named [section]."""
+        names = set(self.forward) | set(self.backward)
+        out = []
+        for n in names:
+            f = self.forward.get(n, [0.0, 0])
+            b = self.backward.get(n, [0.0, 0])
+            out.append({"op": n, "fwd_ms": 1e3 * f[0] / steps, "bwd_ms": 1e3 * b[0] / steps,
+                        "calls": f[1] // steps})
+        for n, (s, c) in self.sections.items():
+            out.append({"op": f"[{n}]", "fwd_ms": 1e3 * s / steps, "bwd_ms": 0.0, "calls": c // steps})
+        out.sort(key=lambda r: -(r["fwd_ms"] + r["bwd_ms"]))
+        return out
+
+    def table(self, steps: int = 1) -> str:
+        rows = self.rows(steps)
+        total = sum(r["fwd_ms"] + r["bwd_ms"] for r in rows) or 1.0
+        lines = [f"{'op':<16}{'calls':>6}{'fwd ms':>9}{'bwd ms':>9}{'total':>9}{'share':>7}"]
+        for r in rows:
+            t = r["fwd_ms"] + r["bwd_ms"]
+            lines.append(f"{r['op']:<16}{r['calls']:>6}{r['fwd_ms']:>9.2f}{r['bwd_ms']:>9.2f}{t:>9.2f}{100 * t / total:>6.1f}%")
+        lines.append(f"{'sum':<16}{'':>6}{'':>9}{'':>9}{total:>9.2f}")
+        return "\n".join(lines)
+
+
+def _op_wrapper(prof: Profile, name: str, fn):
+    def timed(*args, **kwargs):
+        return prof._timed(prof.forward, name, fn, *args, **kwargs)
+
+    timed.__wrapped__ = fn
+    timed.__name__ = fn.__name__
+    return timed
+
+
+@contextlib.contextmanager
+def profile(sync=None):
+    """Profile every op run inside the block; yields the Profile being filled."""
+    global _active
+    if _active is not None:
+        raise RuntimeError("profile() blocks do not nest")
+    prof = Profile(sync=sync)
+    originals = set(map(id, OPS.values()))
+    patched = []  # (module, attribute, original)
+    for mod_name, mod in list(sys.modules.items()):
+        if mod is None or not (mod_name == "tinyllm" or mod_name.startswith("tinyllm.")):
+            continue
+        for attr, val in list(vars(mod).items()):
+            if id(val) in originals and attr in OPS and OPS[attr] is val:
+                patched.append((mod, attr, val))
+                setattr(mod, attr, _op_wrapper(prof, attr, val))
+    make = Tensor.__dict__["_make"]
+    backward = Tensor.backward
+
+    def timed_make(cls, data, backend, parents=(), bwd=None):
+        if bwd is not None:
+            name = prof._stack[-1][0] if prof._stack else "(no op)"
+            inner = bwd
+
+            def bwd(g):
+                return prof._timed(prof.backward, name, inner, g)
+        return make.__func__(cls, data, backend, parents, bwd)
+
+    def timed_backward(self, grad=None):
+        # the engine's own time (sort, accumulation) = this section minus the closures
+        t0 = prof._now()
+        before = sum(r[0] for r in prof.backward.values())
+        try:
+            return backward(self, grad)
+        finally:
+            closures = sum(r[0] for r in prof.backward.values()) - before
+            row = prof.sections.setdefault("backward engine", [0.0, 0])
+            row[0] += prof._now() - t0 - closures
+            row[1] += 1
+
+    Tensor._make = classmethod(timed_make)
+    Tensor.backward = timed_backward
+    _active = prof
+    try:
+        yield prof
+    finally:
+        Tensor._make = make
+        Tensor.backward = backward
+        for mod, attr, val in patched:
+            setattr(mod, attr, val)
+        _active = None
