@@ -300,7 +300,8 @@ def _tok_summary(d) -> str:
     if not isinstance(d, dict):
         return "an unreadable tokenizer"
     toks = d.get("tokens")
-    n = len(toks) if isinstance(toks, list) else "?"
+    bos = d.get("type") == "word" or bool(d.get("bos"))  # <bos> counts: the number is the vocab size
+    n = len(toks) + bos if isinstance(toks, list) else "?"
     return f"a {d.get('type', '?')} tokenizer of {n} tokens"
 
 

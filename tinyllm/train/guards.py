@@ -93,7 +93,7 @@ def human_bytes(n: float) -> str:
 
 
 _CUPY_OOM = re.compile(r"Out of memory allocating ([\d,]+) bytes(?: \(allocated so far: ([\d,]+) bytes\))?")
-_NUMPY_OOM = re.compile(r"Unable to allocate ([\d.]+ [KMGTP]?i?B)")
+_NUMPY_OOM = re.compile(r"Unable to allocate ([\d.]+ [KMGTPE]?i?B)")
 _FIX = "use a smaller --batch-size or --block-size (or a smaller model)"
 
 
