@@ -147,8 +147,13 @@ def build_train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args) -> int:
+    import warnings
+
     from .train.trainer import Trainer
 
+    # overflow/invalid-value warnings from the array library would only repeat, noisily, what the
+    # non-finite guard then says in one line (or counts, with --skip-nonfinite)
+    warnings.simplefilter("ignore", RuntimeWarning)
     Trainer(build_train_config(args)).fit()
     return EXIT_OK
 

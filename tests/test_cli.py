@@ -1,0 +1,187 @@
+"""`tinyllm train | sample | gradcheck` end to end, and every bad input: one line, exit 2, no traceback."""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tinyllm.cli import EXIT_BAD_INPUT, EXIT_FAILED, main
+from tinyllm.train import load_checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "8", "--batch-size", "4",
+        "--steps", "6", "--eval-interval", "3", "--eval-iters", "1", "--samples", "2", "--device", "cpu"]
+
+
+def snapshot(d) -> dict:
+    return {f: hashlib.sha256(open(os.path.join(d, f), "rb").read()).hexdigest()
+            for f in sorted(os.listdir(d)) if os.path.isfile(os.path.join(d, f))}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny run on the names, shared by the tests that only read it."""
+    out = str(tmp_path_factory.mktemp("cli") / "run")
+    assert main(["train", *TINY, "--out", out]) == 0
+    return out
+
+
+def one_error_line(capsys, code_got, code=EXIT_BAD_INPUT) -> str:
+    cap = capsys.readouterr()
+    assert code_got == code, cap.err
+    lines = [l for l in cap.err.splitlines() if l.strip() and not l.startswith("warning:")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), cap.err
+    assert "Traceback" not in cap.err
+    return lines[0]
+
+
+def test_train_then_sample(trained, capsys):
+    assert {"checkpoint.json", "log.jsonl", "loss.png"} <= set(os.listdir(trained))
+    assert load_checkpoint(trained)[1]["step"] == 6
+    assert main(["sample", "--out", trained, "--num-samples", "4", "--temperature", "0.8", "--top-k", "5",
+                 "--device", "cpu"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 4 and all(set(s) <= set("abcdefghijklmnopqrstuvwxyz") for s in out)
+    assert main(["sample", "--out", trained, "--num-samples", "3", "--prompt", "em", "--top-p", "0.9",
+                 "--device", "strict"]) == 0  # trained on cpu, sampled on strict
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 and all(s.startswith("em") for s in out)
+    assert main(["sample", "--out", trained, "--num-samples", "2", "--temperature", "0"]) == 0
+    a, b = capsys.readouterr().out.splitlines()
+    assert a == b  # greedy
+
+
+def test_train_prints_device_progress_and_samples(tmp_path, capsys):
+    assert main(["train", *TINY, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("device cpu (NumPy")
+    assert out[1].startswith("step 0/6 | loss ")
+    assert out[-3] == "samples (temperature 1.0):" and len(out[-2:]) == 2
+
+
+def test_resume_takes_the_checkpoints_settings(tmp_path, capsys):
+    out = str(tmp_path)
+    assert main(["train", *TINY, "--lr", "0.004", "--out", out]) == 0
+    # no size flags: they come from the checkpoint; only --steps changes
+    assert main(["train", "--resume", "--out", out, "--steps", "9", "--device", "cpu"]) == 0
+    meta = load_checkpoint(out)[1]
+    assert meta["step"] == 9 and meta["train"]["lr"] == 0.004 and meta["config"]["n_embd"] == 16
+    assert "resuming from step 6/9" in capsys.readouterr().out
+
+
+def test_toml_config_and_flags_override(tmp_path):
+    conf = tmp_path / "run.toml"
+    conf.write_text('steps = 4\neval-interval = 2\nbatch_size = 4\neval_iters = 1\nsamples = 0\ndevice = "cpu"\n'
+                    'lr = 0.01\n[model]\nname = "gpt"\nn_layer = 1\nn_head = 2\nn_embd = 8\nblock_size = 8\n')
+    out = str(tmp_path / "run")
+    assert main(["train", "--config", str(conf), "--out", out, "--lr", "0.02"]) == 0
+    meta = load_checkpoint(out)[1]
+    assert meta["step"] == 4 and meta["config"]["n_embd"] == 8 and meta["train"]["lr"] == 0.02
+
+
+def test_gradcheck_command(capsys):
+    assert main(["gradcheck", "--op", "gelu", "--op", "cross_entropy"]) == 0
+    out = capsys.readouterr().out
+    assert "analytic" in out and "numeric" in out and "gelu" in out and "cross_entropy-3d" in out
+    assert "4/4 cases ok; worst error" in out
+
+
+# -- bad input: one clear line on stderr, exit code 2, no traceback, nothing written -----------------------
+
+def _file(tmp_path, content):
+    p = tmp_path / "data.txt"
+    if content is not None:
+        p.write_bytes(content)
+    return str(p)
+
+
+@pytest.mark.parametrize("make_args, expect", [
+    (lambda d: ["--data", _file(d, None)], "does not exist"),
+    (lambda d: ["--data", _file(d, b"")], "is empty"),
+    (lambda d: ["--data", _file(d, b"abcdefghij")], "too short for block_size 8"),  # 10 chars: val split 1 token
+    (lambda d: ["--data", _file(d, b"\xff\xfe not utf8 " * 10)], "not valid UTF-8"),
+    (lambda d: ["--steps", "0"], "steps (--steps) must be a positive integer, got 0"),
+    (lambda d: ["--n-layer", "-1"], "n_layer"),
+    (lambda d: ["--block-size", "0"], "block_size"),
+    (lambda d: ["--batch-size", "0"], "batch_size"),
+    (lambda d: ["--n-embd", "30", "--n-head", "4"], "divisible"),
+    (lambda d: ["--device", "tpu"], "unknown device 'tpu'"),
+    (lambda d: ["--config", str(d / "none.toml")], "config file"),
+    (lambda d: ["--resume", "--out", str(d / "never-trained")], "cannot resume"),
+])
+def test_bad_train_input(tmp_path, capsys, make_args, expect):
+    out = tmp_path / "run"
+    args = ["train", *TINY, "--out", str(out), *make_args(tmp_path)]
+    line = one_error_line(capsys, main(args))
+    assert expect in line
+    assert not out.exists() or not os.listdir(out)
+
+
+@pytest.mark.parametrize("make_args, expect", [
+    (lambda d, run: ["--resume", "--out", run, "--data", _file(d, b"the quick brown fox. " * 40), "--steps", "12"],
+     "tokenizer"),
+    (lambda d, run: ["--out", run, "--n-embd", "30", "--n-head", "4"], "divisible"),
+    (lambda d, run: ["--out", run, "--steps", "-5"], "steps"),
+    (lambda d, run: ["--resume", "--out", run, "--steps", "6"], "already at step 6"),
+])
+def test_bad_input_never_touches_an_existing_checkpoint(tmp_path, capsys, make_args, expect):
+    run = str(tmp_path / "run")
+    assert main(["train", *TINY, "--samples", "0", "--out", run]) == 0
+    capsys.readouterr()
+    before = snapshot(run)
+    assert expect in one_error_line(capsys, main(["train", *TINY, *make_args(tmp_path, run)]))
+    assert snapshot(run) == before
+
+
+def test_incomplete_checkpoint(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    assert main(["train", *TINY, "--samples", "0", "--out", run]) == 0
+    for f in os.listdir(run):
+        if f.endswith(".safetensors"):
+            os.remove(os.path.join(run, f))
+    capsys.readouterr()
+    assert "missing" in one_error_line(capsys, main(["train", *TINY, "--resume", "--steps", "12", "--out", run]))
+    assert "missing" in one_error_line(capsys, main(["sample", "--out", run]))
+
+
+def test_bad_sample_input(trained, tmp_path, capsys):
+    line = one_error_line(capsys, main(["sample", "--out", trained, "--prompt", "Zoë"]))
+    assert "'Zë'" in line and "abcdefghijklmnopqrstuvwxyz" in line
+    assert "train one first" in one_error_line(capsys, main(["sample", "--out", str(tmp_path / "none")]))
+    assert "temperature" in one_error_line(capsys, main(["sample", "--out", trained, "--temperature", "-1"]))
+    assert "unknown device" in one_error_line(capsys, main(["sample", "--out", trained, "--device", "gpu:x"]))
+
+
+def test_nonfinite_exit_code_is_3(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    line = one_error_line(capsys, main(["train", *TINY, "--lr", "1e30", "--grad-clip", "0", "--steps", "30",
+                                        "--out", run]), code=EXIT_FAILED)
+    assert "nan" in line or "inf" in line
+
+
+def run_cli(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", "tinyllm", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=120)
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["train", "--data", "missing.txt"], "does not exist"),
+    (["train", "--device", "tpu"], "unknown device"),
+    (["sample", "--out", "nowhere"], "no checkpoint"),
+])
+def test_subprocess_bad_input_exit_2_without_traceback(tmp_path, args, expect):
+    r = run_cli(*args, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: ") and expect in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_subprocess_help_reads_well(tmp_path):
+    r = run_cli("train", "--help", cwd=tmp_path)
+    assert r.returncode == 0
+    for flag in ("--data", "--model", "--n-layer", "--resume", "--skip-nonfinite", "--config", "--device", "examples:"):
+        assert flag in r.stdout
