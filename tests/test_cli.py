@@ -185,3 +185,30 @@ def test_subprocess_help_reads_well(tmp_path):
     assert r.returncode == 0
     for flag in ("--data", "--model", "--n-layer", "--resume", "--skip-nonfinite", "--config", "--device", "examples:"):
         assert flag in r.stdout
+
+
+def test_ctrl_c_saves_exits_130_and_resumes(tmp_path):
+    """First SIGINT: the step finishes, a checkpoint is saved, exit 130; --resume then carries on."""
+    import signal
+    import time
+
+    out = str(tmp_path / "run")
+    args = TINY[:TINY.index("--steps")] + ["--steps", "100000"] + TINY[TINY.index("--steps") + 2:]
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
+    p = subprocess.Popen([sys.executable, "-m", "tinyllm", "train", *args, "--eval-interval", "1000", "--out", out],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert p.stdout.readline().startswith("device cpu")
+        assert p.stdout.readline().startswith("step 0/100000")  # the loop is running
+        time.sleep(0.5)
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 130, stderr
+    assert "Traceback" not in stderr and "--resume" in stderr
+    step = load_checkpoint(out)[1]["step"]
+    assert step > 0
+    r = run_cli("train", "--resume", "--out", out, "--steps", str(step + 2), "--device", "cpu", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert load_checkpoint(out)[1]["step"] == step + 2
