@@ -104,7 +104,8 @@ def _remove(path: str) -> None:
         pass
 
 
-def _dir_error(out_dir: str, e: OSError, doing: str) -> OutputDirError:
+def output_dir_error(out_dir: str, e: OSError, doing: str) -> OutputDirError:
+    """One clear line for an OSError while writing in out_dir: 'cannot <doing> in <dir>: <why>; <fix>'."""
     why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
            errno.EACCES: "permission denied", errno.EPERM: "permission denied",
            errno.EROFS: "the file system is read-only"}.get(e.errno, e.strerror or str(e))
@@ -122,7 +123,7 @@ def prepare_output_dir(out_dir: str) -> None:
         os.makedirs(out_dir, exist_ok=True)
         _write_file(probe, [b"ok"], 0.0)
     except OSError as e:
-        raise _dir_error(out_dir, e, "write") from None
+        raise output_dir_error(out_dir, e, "write") from None
     finally:
         _remove(probe)
 
@@ -163,7 +164,7 @@ def save_checkpoint(out_dir: str, tensors: dict, meta: dict) -> None:
         committed = True
         _fsync_dir(out_dir)
     except OSError as e:
-        raise _dir_error(out_dir, e, "save the checkpoint") from None
+        raise output_dir_error(out_dir, e, "save the checkpoint") from None
     finally:  # also on KeyboardInterrupt: leave no temp files, and no orphan if not committed
         _remove(tmp)
         _remove(tmp_index)

@@ -15,7 +15,7 @@ import os
 import socket
 import time
 
-from .checkpoint import OutputDirError, _dir_error
+from .checkpoint import OutputDirError, output_dir_error
 
 try:
     import fcntl
@@ -82,7 +82,7 @@ class RunLock:
             os.makedirs(self.out_dir, exist_ok=True)
             return self._acquire_flock() if fcntl is not None else self._acquire_excl()
         except OSError as e:
-            raise _dir_error(self.out_dir, e, "create the run lock") from None
+            raise output_dir_error(self.out_dir, e, "create the run lock") from None
 
     def _acquire_flock(self) -> "RunLock":
         while True:

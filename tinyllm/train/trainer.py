@@ -31,7 +31,7 @@ from ..optim import SGD, Adam, AdamW, clip_grad_norm, decay_groups, make_schedul
 from ..sample import complete
 from ..tensor import no_grad
 from .checkpoint import (CheckpointError, check_tensors, check_tokenizer, has_checkpoint, load_checkpoint,
-                         prepare_output_dir, save_checkpoint)
+                         output_dir_error, prepare_output_dir, save_checkpoint)
 from .config import SIZE_FIELDS, ConfigError, TrainConfig
 from .guards import InterruptGuard, NonFiniteError, check_finite, oom_message
 from .lock import RunLock
@@ -253,8 +253,11 @@ class Trainer:
 
     def _log_record(self, rec: dict) -> None:
         rec = {"time": round(time.time(), 3), **rec}
-        with open(os.path.join(self.out, LOG_NAME), "a", encoding="utf-8") as f:
-            f.write(json.dumps(rec) + "\n")
+        try:  # disk full / read-only: one clear line, not a traceback (issue 6)
+            with open(os.path.join(self.out, LOG_NAME), "a", encoding="utf-8") as f:
+                f.write(json.dumps(rec) + "\n")
+        except OSError as e:
+            raise output_dir_error(self.out, e, f"write the training log {LOG_NAME}") from None
 
     def describe(self) -> str:
         m, c = self.model, self.model.config
