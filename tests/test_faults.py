@@ -528,3 +528,20 @@ def test_tampered_checkpoint_refused_on_resume(tmp_path, capsys):
     assert "does not match its recorded sha256" in err and "delete it" in err and err.count("\n") == 1
     with pytest.raises(CheckpointError):
         load_checkpoint(out)
+
+
+def test_reader_never_sees_a_broken_checkpoint_while_a_run_writes(tmp_path):
+    """`tinyllm sample` may load while training saves every step: every load succeeds and is consistent."""
+    out = str(tmp_path / "run")
+    p = spawn(out, 100000)
+    try:
+        assert p.stdout.readline().startswith("step 1 ")
+        steps = []
+        for _ in range(150):
+            tensors, meta = load_checkpoint(out)
+            assert len(meta["losses"]) == meta["step"] and "model.wte.weight" in tensors
+            steps.append(meta["step"])
+        assert steps == sorted(steps) and steps[-1] > steps[0], "the writer made no progress during the reads"
+    finally:
+        p.kill()
+        p.communicate()

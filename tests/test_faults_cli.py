@@ -433,3 +433,27 @@ def test_cli_resume_with_other_data_refused(tmp_path, capsys):
     line = one_error_line(capsys.readouterr().err)
     assert "checkpoint was trained with a char tokenizer of 27 tokens, the data gives" in line
     assert ckpt_snapshot(out) == before
+
+
+@pytest.mark.parametrize("how", ["wrong-shape", "missing", "extra"])
+def test_cli_consistently_tampered_tensors_refused(tmp_path, capsys, how):
+    """A checkpoint that passes its own hash but does not fit the model it describes."""
+    from tinyllm.train.checkpoint import save_checkpoint
+    out = str(tmp_path / "run")
+    assert train(out, "--steps", "2") == 0
+    tensors, meta = load_checkpoint(out)
+    if how == "wrong-shape":
+        tensors["model.wte.weight"] = np.zeros((5, 32), np.float32)
+    elif how == "missing":
+        del tensors["model.wpe.weight"]
+    else:
+        tensors["model.surplus"] = np.zeros(3, np.float32)
+    save_checkpoint(out, tensors, meta)
+    capsys.readouterr()
+    assert train(out, "--steps", "4", "--resume") == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "checkpoint does not match the model" in line, line
+    assert {"wrong-shape": "'wte.weight' has shape (5, 32), expected (27, 32)", "missing": "missing (wpe.weight)",
+            "extra": "unexpected tensor(s) (surplus)"}[how] in line, line
+    assert cli_main(["sample", "--out", out, "--device", "cpu"]) == 2
+    one_error_line(capsys.readouterr().err)
