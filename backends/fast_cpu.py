@@ -18,6 +18,8 @@ gradient checks) and keeps only what its backward needs.
 from __future__ import annotations
 
 import math
+import os
+import sys
 
 import numpy as np
 
@@ -191,6 +193,39 @@ class NumpyFast:
         p -= tmp
 
 
+def tune_malloc() -> bool:
+    """Keep freed array memory in the heap instead of handing it back to the OS.
+
+    A training step frees and reallocates the same ~100 MB of activations and
+    gradients every step. glibc returns large blocks to the kernel (munmap,
+    heap trimming), so each step re-faults every page: measured here that was
+    ~9,000 page faults and 18 ms of system time in a 67 ms step (cpu-small, one
+    thread). Serving blocks up to 32 MiB from the heap and trimming only above
+    256 MiB of free space removes all of it. glibc only; TINYLLM_MALLOC_TUNE=0
+    turns it off. Returns whether the settings were applied.
+    """
+    if os.environ.get("TINYLLM_MALLOC_TUNE", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl, ...)
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    ok = mallopt(M_MMAP_THRESHOLD, 32 * 2**20) == 1
+    return mallopt(M_TRIM_THRESHOLD, 256 * 2**20) == 1 and ok
+
+
+_TUNED = None
+
+
 def load_fast():
     """The CPU fast path (NumPy only, so it is always available)."""
-    return NumpyFast()
+    global _TUNED
+    if _TUNED is None:
+        _TUNED = tune_malloc()
+    fast = NumpyFast()
+    fast.malloc_tuned = _TUNED
+    return fast

@@ -32,12 +32,13 @@ class Profile:
     backward: dict = field(default_factory=dict)  # op name -> [seconds, calls]
     sections: dict = field(default_factory=dict)  # section name -> [seconds, calls]
     sync: object = None
+    clock: object = time.perf_counter
     _stack: list = field(default_factory=list)    # [op name, child seconds] of ops running now
 
     def _now(self) -> float:
         if self.sync is not None:
             self.sync()
-        return time.perf_counter()
+        return self.clock()
 
     def _timed(self, table: dict, name: str, fn, *args, **kwargs):
         frame = [name, 0.0]
@@ -103,12 +104,16 @@ def _op_wrapper(prof: Profile, name: str, fn):
 
 
 @contextlib.contextmanager
-def profile(sync=None):
-    """Profile every op run inside the block; yields the Profile being filled."""
+def profile(sync=None, clock=time.perf_counter):
+    """Profile every op run inside the block; yields the Profile being filled.
+
+    clock: time.perf_counter (wall, the default) or time.thread_time (CPU time
+    of this thread: steadier on a shared machine, single-threaded runs only).
+    """
     global _active
     if _active is not None:
         raise RuntimeError("profile() blocks do not nest")
-    prof = Profile(sync=sync)
+    prof = Profile(sync=sync, clock=clock)
     originals = set(map(id, OPS.values()))
     patched = []  # (module, attribute, original)
     for mod_name, mod in list(sys.modules.items()):
