@@ -34,7 +34,26 @@ def _rowsum(a):
 
 def _rowdot(a, b):
     """sum(a * b, axis=-1, keepdims=True) without an (a * b) temporary."""
-    return np.einsum("...i,...i->...", a, b)[..., None]
+    return np.vecdot(a, b)[..., None]
+
+
+def _rowmax(a):
+    """max over the last axis, keepdims, by halving: whole-array SIMD maximums
+    instead of np.max's short strided reduction (3x faster on 64-wide rows)."""
+    n = a.shape[-1]
+    if n < 8:
+        return np.max(a, axis=-1, keepdims=True)
+    h = n // 2
+    m = np.maximum(a[..., :h], a[..., h:2 * h])  # a new array: safe to update in place
+    if n % 2:
+        np.maximum(m[..., :1], a[..., -1:], out=m[..., :1])
+    while m.shape[-1] > 1:
+        n = m.shape[-1]
+        h = n // 2
+        if n % 2:
+            np.maximum(m[..., :1], m[..., -1:], out=m[..., :1])
+        m = np.maximum(m[..., :h], m[..., h:2 * h])
+    return m
 
 
 class NumpyFast:
@@ -102,8 +121,9 @@ class NumpyFast:
 
         def bwd(g):
             g2 = g.reshape(-1, n)
-            gw = np.einsum("ij,ij->j", g2, xhat) if w is not None else None
-            gb = g2.sum(axis=0) if b is not None else None
+            ones = np.ones(g2.shape[0], dtype=g2.dtype)
+            gw = ones @ (g2 * xhat) if w is not None else None  # column sums by matmul
+            gb = ones @ g2 if b is not None else None
             dxhat = g2 * w if w is not None else g2
             a = _rowsum(dxhat)
             a *= 1.0 / n
@@ -153,7 +173,7 @@ class NumpyFast:
         p = np.matmul(q * scale, kt)  # (B, nh, Tq, Tk) scores
         if causal:
             p += self._mask_bias(tq, tk, p.dtype)
-        p -= np.max(p, axis=-1, keepdims=True)
+        p -= _rowmax(p)
         np.exp(p, out=p)
         p /= _rowsum(p)  # probabilities
         out = p @ v  # (B, nh, Tq, hs)
@@ -169,6 +189,19 @@ class NumpyFast:
             return dq, dk, dv
 
         return out, bwd
+
+    # -- embedding backward: scatter-add rows -----------------------------------
+    def embedding_backward(self, shape, idx, g):
+        """(n, C) zeros with g's rows added at idx (duplicates summed): sort + reduceat,
+        ~6x faster than np.add.at."""
+        out = np.zeros(shape, dtype=g.dtype)
+        if idx.shape[0] == 0:
+            return out
+        order = np.argsort(idx, kind="stable")
+        si = idx[order]
+        starts = np.flatnonzero(np.concatenate(([True], si[1:] != si[:-1])))
+        out[si[starts]] = np.add.reduceat(g[order], starts, axis=0)
+        return out
 
     # -- Adam / AdamW, in place ------------------------------------------------
     def adam_step(self, p, g, m, v, lr, b1, b2, eps, wd, t, decoupled):

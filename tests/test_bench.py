@@ -1,0 +1,79 @@
+"""Smoke test of scripts/bench.py at tiny sizes: table and JSON structure and the
+correctness gate (no timing assertions: speed is reported, never asserted)."""
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BENCH = ROOT / "scripts" / "bench.py"
+TINY = ["--batch", "2", "--block", "8", "--n-layer", "1", "--n-head", "2", "--n-embd", "16",
+        "--steps", "3", "--warmup", "1", "--threads", "1"]
+
+try:
+    import torch  # noqa: F401
+
+    HAVE_TORCH = True
+except ImportError:
+    HAVE_TORCH = False
+
+
+def _bench(*args):
+    return subprocess.run([sys.executable, str(BENCH), *TINY, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_json_report_structure():
+    p = _bench("--json", "--profile-steps", "1", "--mem-steps", "1", "--sample-tokens", "5")
+    assert p.returncode == 0, p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["preset"] == "cpu-small" and rep["steps"] == 3
+    (run,) = rep["runs"]
+    assert run["threads"] == 1 and run["env"]["OMP_NUM_THREADS"] == "1" and run["env"]["OPENBLAS_NUM_THREADS"] == "1"
+    assert run["config"]["n_embd"] == 16 and run["config"]["block"] == 8
+    tl = run["tinyllm"]
+    assert tl["steps"] == 3 and tl["ms_median"] > 0 and tl["tokens_per_s"] > 0
+    assert tl["memory"]["step_bytes"] >= 0
+    ops = {r["op"] for r in run["profile"]}
+    assert {"matmul", "attention", "layer_norm", "gelu", "[optimizer]"} <= ops
+    s = rep["sampling"]
+    assert s["tokens"] == 5 and s["cache_tok_s"] > 0 and s["nocache_tok_s"] > 0
+    if HAVE_TORCH:
+        assert run["torch_threads"] == 1
+        assert run["gate"]["ok"], run["gate"]
+        assert run["gate"]["grad_rel_err"] <= 1e-4 and run["gate"]["loss_rel_err"] <= 1e-4
+        assert run["torch"]["ms_median"] > 0
+        assert run["ratio"] == pytest.approx(tl["ms_median"] / run["torch"]["ms_median"])
+        assert rep["gate_ok"] is True
+
+
+def test_table_without_torch():
+    p = _bench("--no-torch", "--profile-steps", "1", "--mem-steps", "0", "--sample-tokens", "0")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "tinyllm ms" in out and "per-op profile" in out and "matmul" in out
+    assert "gate" not in out  # nothing to compare against
+
+
+def test_bad_input_is_one_line_and_exit_2():
+    p = subprocess.run([sys.executable, str(BENCH), "--threads", "0"], capture_output=True, text=True)
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0 and "--threads" in p.stderr
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason="torch is not installed (the gate compares against PyTorch)")
+def test_gate_catches_a_different_model(monkeypatch):
+    """A twin whose MLP differs (exact erf GELU of 3x its input) must fail the gate."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import bench_steps
+    import bench_torch_gpt
+    import torch.nn.functional as TF
+
+    spec = dict(device="cpu", seed=0, threads=1,
+                config=dict(batch=2, block=8, n_layer=1, n_head=2, n_embd=16, vocab=11, dropout=0.0, bias=False))
+    assert bench_steps.correctness_gate(spec, 1e-4)["ok"]
+    monkeypatch.setattr(bench_torch_gpt.MLP, "forward",
+                        lambda self, x: self.drop(self.proj(TF.gelu(self.fc(x) * 3.0))))
+    bad = bench_steps.correctness_gate(spec, 1e-4)
+    assert not bad["ok"] and bad["grad_rel_err"] > 1e-4
