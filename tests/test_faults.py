@@ -79,6 +79,31 @@ def _committed_file(d):
         return None
 
 
+def committed_step(d) -> int:
+    """The step of the committed checkpoint in d (0 if none yet)."""
+    try:
+        return int(json.load(open(os.path.join(d, INDEX)))["meta"]["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def kill_at(out, p, phase, rng):
+    """Let p commit at least one new checkpoint (so every run makes progress), then SIGKILL it
+    in `phase` of a later write, or at a random moment. -> whether p was still running."""
+    base = committed_step(out)
+    alive = wait_until(lambda: committed_step(out) > base, p, timeout=120, poll=0.002)
+    if alive and phase == "random":
+        time.sleep(rng.uniform(0.0, 0.3))
+        alive = p.poll() is None
+    elif alive:
+        old = set(os.listdir(out))
+        alive = wait_until(lambda: PHASES[phase](out, old), p)
+    p.kill()  # SIGKILL
+    _, err = p.communicate()
+    assert "Traceback" not in err, err
+    return alive
+
+
 def same_tensors(a, b):
     assert sorted(a) == sorted(b)
     for k in a:
@@ -105,16 +130,8 @@ def test_sigkill_at_any_moment_keeps_last_checkpoint_and_resume_is_exact(tmp_pat
             "tensor-renamed", "random", "random"]
     seen_mid_write, last_step = [], 0
     for phase in plan:
-        old = set(os.listdir(out)) if os.path.isdir(out) else set()
         p = spawn(out, steps, delay=0.003)
-        if phase == "random":
-            time.sleep(rng.uniform(0.5, 1.5))
-            alive = p.poll() is None
-        else:
-            alive = wait_until(lambda: os.path.isdir(out) and PHASES[phase](out, old), p)
-        p.kill()  # SIGKILL
-        p.communicate()
-        if alive:
+        if kill_at(out, p, phase, rng):
             leftovers = [f for f in os.listdir(out) if f.startswith(".tmp") or
                          (f.startswith("ckpt-") and f != _committed_file(out))]
             if leftovers:
