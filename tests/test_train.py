@@ -190,3 +190,38 @@ def test_library_overrides_and_unknown_settings(tmp_path):
     with pytest.raises(ConfigError, match="unknown"):
         Trainer(cfg(tmp_path), verbose=False, stepz=4)
     assert not has_checkpoint(str(tmp_path))
+
+
+def test_without_matplotlib_a_one_line_note(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    Trainer(cfg(tmp_path, steps=3)).fit()
+    notes = [l for l in capsys.readouterr().out.splitlines() if l.startswith("note: matplotlib")]
+    assert len(notes) == 1 and "tinyllm[plot]" in notes[0]
+    assert not (tmp_path / "loss.png").exists() and (tmp_path / "checkpoint.json").exists()
+
+
+def test_out_of_memory_becomes_one_line(tmp_path):
+    from tinyllm.train import OutOfMemory
+
+    t = Trainer(cfg(tmp_path, steps=5), verbose=False)
+    orig = t.model.forward
+
+    def forward(idx, targets=None, **kw):
+        if targets is not None and t.model.training:
+            raise MemoryError("Unable to allocate 1.50 GiB for an array with shape (12, 4, 64, 64)")
+        return orig(idx, targets, **kw)
+
+    t.model.forward = forward
+    with pytest.raises(OutOfMemory, match="out of host memory: allocating 1.50 GiB failed; use a smaller --batch-size"):
+        t.fit()
+
+
+def test_a_second_run_on_a_locked_directory_is_refused(tmp_path):
+    from tinyllm.train import LockError, RunLock
+
+    with RunLock(str(tmp_path)):
+        with pytest.raises(LockError, match="in use by another run"):
+            Trainer(cfg(tmp_path), verbose=False).fit()
+    assert not has_checkpoint(str(tmp_path))
