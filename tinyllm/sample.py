@@ -56,7 +56,7 @@ def filter_probs(xp, logits, temperature: float, top_k: int | None, top_p: float
     V = z.shape[-1]
     if top_k is not None and top_k < V:
         kth = xp.sort(z, axis=-1, descending=True)[:, top_k - 1:top_k]  # (B, 1)
-        z = xp.where(z < kth, -math.inf, z)
+        z = xp.where(z < kth, xp.full_like(z, -math.inf), z)  # arrays, not scalars: older namespaces
     p = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
     p = p / xp.sum(p, axis=-1, keepdims=True)
     if top_p is not None and top_p < 1.0:
@@ -64,8 +64,8 @@ def filter_probs(xp, logits, temperature: float, top_k: int | None, top_p: float
         before = xp.cumulative_sum(sp, axis=-1) - sp  # mass of strictly larger tokens
         kept = before < top_p  # the smallest prefix whose mass reaches top_p (>= 1 token)
         # smallest kept probability per row: every token at least that large stays
-        thresh = xp.min(xp.where(kept, sp, math.inf), axis=-1, keepdims=True)
-        p = xp.where(p >= thresh, p, 0.0)
+        thresh = xp.min(xp.where(kept, sp, xp.full_like(sp, math.inf)), axis=-1, keepdims=True)
+        p = xp.where(p >= thresh, p, xp.zeros_like(p))
         p = p / xp.sum(p, axis=-1, keepdims=True)
     return p
 
