@@ -122,6 +122,9 @@ def run_worker(kind: str, spec: dict, threads: int) -> dict:
     """Run one measurement in a fresh process with its thread settings; its result dict."""
     cmd = [sys.executable, os.path.abspath(__file__), "--_worker", kind, "--_spec", json.dumps(spec)]
     proc = subprocess.run(cmd, env=thread_env(threads), capture_output=True, text=True)
+    if proc.returncode == 2:  # the worker found bad input (e.g. --device cuda without a GPU)
+        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "bad input"
+        raise UsageError(last.removeprefix("bench: "))
     for line in proc.stdout.splitlines():
         if line.startswith(MARK):
             return json.loads(line[len(MARK):])
@@ -134,9 +137,13 @@ def main(argv=None) -> int:
         if a._worker:
             return worker(a._worker, json.loads(a._spec))
         pts = configs(a)
+        return run_all(a, pts)
     except UsageError as e:
         print(f"bench: {e}", file=sys.stderr)
         return 2
+
+
+def run_all(a, pts) -> int:
     base = dict(device=a.device, steps=a.steps, warmup=a.warmup, seed=a.seed, torch=not a.no_torch)
     report = {"preset": a.preset, "device": a.device, "steps": a.steps, "warmup": a.warmup, "runs": []}
     for n in a.threads:
@@ -269,6 +276,16 @@ def emit(obj) -> int:
 
 
 def worker(kind: str, spec: dict) -> int:
+    import tinyllm
+
+    try:
+        return _worker(kind, spec)
+    except tinyllm.DeviceError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 2
+
+
+def _worker(kind: str, spec: dict) -> int:
     if kind == "time":
         return emit(time_worker(spec))
     if kind.startswith("mem-"):
@@ -285,7 +302,11 @@ def _import_torch(spec):
         import torch
     except ImportError:
         return None
-    if not spec["device"].startswith("cuda"):
+    if spec["device"].startswith("cuda"):
+        if not torch.cuda.is_available():
+            print("bench: this torch build has no usable CUDA; timing tinyllm alone", file=sys.stderr)
+            return None
+    else:
         torch.set_num_threads(spec["threads"])
     return torch
 
