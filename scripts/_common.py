@@ -15,6 +15,7 @@ import tinyllm
 from tinyllm import DeviceError
 from tinyllm.data import DataError
 from tinyllm.data.tokenizers import TokenizerError
+from tinyllm.sample import SamplingError
 
 DEVICES = ("auto", "cpu", "cuda", "strict")
 IGNORE = -1  # target id that cross_entropy(ignore_index=IGNORE) leaves out of the loss
@@ -46,7 +47,7 @@ def script(main):
     def wrapped(argv=None) -> int:
         try:
             return main(argv)
-        except (UsageError, DeviceError, DataError, TokenizerError) as e:
+        except (UsageError, DeviceError, DataError, TokenizerError, SamplingError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
     return wrapped

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from _common import Claims, get_device, line_ids, make_parser, run, script
+from _common import Claims, get_device, line_ids, make_parser, positive, run, script
 
 from tinyllm.data import names_dataset
 from tinyllm.models import BigramConfig, BigramCounts, BigramLM
@@ -33,8 +33,9 @@ def as_bigram_lm(counts: BigramCounts) -> BigramLM:
 def main(argv=None) -> int:
     p = make_parser(__doc__.splitlines()[0])
     p.add_argument("--smoothing", type=float, default=1.0, help="added to every count")
-    p.add_argument("--samples", type=int, default=10)
+    p.add_argument("--samples", type=int, default=10, help="names to sample (0: none)")
     args = p.parse_args(argv)
+    positive("samples", args.samples, low=0)
     backend = get_device(args.device)
     t0 = time.perf_counter()
     ds = names_dataset(args.seed)
@@ -50,8 +51,9 @@ def main(argv=None) -> int:
     top = sorted(range(tok.vocab_size), key=lambda j: -first[j])[:5]
     print("most likely first letters: " + ", ".join(f"{tok.itos[j]} {first[j]:.3f}" for j in top))
     print(f"NLL over the whole dataset: {nll:.4f} nats/char (uniform guessing: 3.2958)")
-    names = sample_lines(as_bigram_lm(model), tok, args.samples, max_new_tokens=30, temperature=1.0, seed=args.seed)
-    print("samples:", " ".join(names))
+    if args.samples > 0:
+        names = sample_lines(as_bigram_lm(model), tok, args.samples, max_new_tokens=30, temperature=1.0, seed=args.seed)
+        print("samples:", ", ".join(names))
     claims = Claims()
     claims.check(abs(nll - EXPECTED_NLL) <= TOL, f"NLL {nll:.4f} = {EXPECTED_NLL} +- {TOL}")
     return claims.exit_code()

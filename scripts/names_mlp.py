@@ -8,10 +8,18 @@ each step's loss is the mean over one name's tokens (<bos> name <bos>).
 Claims: the mean of the last 100 step losses is <= 2.50 and the NLL on
 held-out names is <= 2.60. Prints temperature-0.5 samples.
 
+The first claim sits at the noise floor: 1,000 names are all the data this
+recipe sees (the counted bigram of the same names scores ~2.48 on held-out
+names), and a mean of 100 one-name losses has a standard error of ~0.03.
+The model's expected per-name loss is ~2.51: over seeds 0-29 the last-100
+mean ranges 2.46-2.62 (median 2.51) and the claim holds for 10 of them
+(9, 11, 12, 15, 16, 18, 20, 21, 28, 29); seed 0 misses it by 0.013.
+
     python scripts/names_mlp.py --device cpu
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -39,11 +47,12 @@ class NamesMLPConfig:
 class NamesMLP(Module):
     """Same interface as the library's models: forward(idx (B, T)) -> logits (B, T, V)."""
 
-    def __init__(self, config: NamesMLPConfig, rng, std: float = 0.1):
+    def __init__(self, config: NamesMLPConfig, rng):
         self.config = c = config
-        self.emb = Embedding(c.vocab_size, c.n_embd, rng, std=1.0)
-        self.hidden = Linear(c.n_embd, c.n_hidden, bias=False, rng=rng)
-        self.out = Linear(c.n_hidden, c.vocab_size, bias=False, rng=rng, std=std)
+        self.emb = Embedding(c.vocab_size, c.n_embd, rng, std=0.3)
+        self.hidden = Linear(c.n_embd, c.n_hidden, bias=False, rng=rng, std=math.sqrt(2.0 / c.n_embd))  # He init
+        # a zero output layer: every name starts at the uniform guess, loss ln 27
+        self.out = Linear(c.n_hidden, c.vocab_size, bias=False, rng=rng, std=0.0)
 
     def forward(self, idx, targets=None, cache=None, pos: int = 0):
         logits = self.out(ops.relu(self.hidden(self.emb(idx))))  # (B, T, V)
@@ -70,9 +79,10 @@ def main(argv=None) -> int:
     p = make_parser(__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--lr", type=float, default=1.0)
-    p.add_argument("--samples", type=int, default=10)
+    p.add_argument("--samples", type=int, default=10, help="names to sample at the end (0: none)")
     args = p.parse_args(argv)
     positive("steps", args.steps)
+    positive("samples", args.samples, low=0)
     backend = get_device(args.device)
     ds = names_dataset(args.seed)
     tok = ds.tokenizer
@@ -111,8 +121,9 @@ def main(argv=None) -> int:
     val_nll = nll_of_lines(model, [line_ids(tok, s) for s in ds.val_lines], backend, T=32)
     print(f"mean loss of the last {len(tail)} steps: {train_loss:.4f}")
     print(f"NLL on {len(ds.val_lines)} held-out names: {val_nll:.4f} (counted bigram on all names: 2.4546)")
-    names = sample_lines(model, tok, args.samples, max_new_tokens=30, temperature=0.5, seed=args.seed)
-    print("samples (temperature 0.5):", " ".join(names))
+    if args.samples > 0:
+        names = sample_lines(model, tok, args.samples, max_new_tokens=30, temperature=0.5, seed=args.seed)
+        print("samples (temperature 0.5):", ", ".join(names))
     claims.check(train_loss <= MAX_TRAIN_LOSS, f"mean of the last 100 step losses {train_loss:.4f} <= {MAX_TRAIN_LOSS}")
     claims.check(val_nll <= MAX_VAL_NLL, f"held-out NLL {val_nll:.4f} <= {MAX_VAL_NLL}")
     return claims.exit_code()
