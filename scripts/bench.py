@@ -208,6 +208,10 @@ def render(rep: dict) -> str:
                    f"{tl['tokens_per_s']:>8.0f} | {tms} | {ratio} | {mem:>15} {mr:>5}")
     out.append("ratio = tinyllm / PyTorch median ms per step (lower is better for tinyllm); memory = the rise in "
                "resident memory (CPU) or allocator bytes (CUDA) over the training steps")
+    if any(r["threads"] > 1 and r.get("torch") for r in rep["runs"]) and rep["device"] == "cpu":
+        out.append("note: with several threads in one process, OpenBLAS's and PyTorch's idle worker threads spin "
+                   "and steal cores from each other (measured: PyTorch 38 ms alone vs 122 ms alternating, 2 threads);"
+                   " compare multi-thread figures with --no-torch runs and PyTorch alone as well")
     for r in rep["runs"]:
         g = r.get("gate")
         if g:
