@@ -48,7 +48,7 @@ def test_bigram_names_nll(device, capsys):
     rc, out = run("bigram_names", "--device", device, capsys=capsys)
     assert rc == 0, out
     assert "NLL over the whole dataset: 2.45" in out
-    samples = out.split("samples:")[1].splitlines()[0].split(", ")
+    samples = out.split("samples: ")[1].splitlines()[0].split(", ")
     assert len(samples) == 10 and all(s == "" or (s.isalpha() and s.islower()) for s in samples)
 
 
