@@ -99,6 +99,12 @@ def positive(name: str, value, low=1):
     return value
 
 
+def positive_float(name: str, value: float) -> float:
+    if not value > 0 or value == float("inf"):
+        raise UsageError(f"--{name} must be a positive number, got {value}")
+    return value
+
+
 # -- lines as sequences -------------------------------------------------------------
 def line_ids(tok, line: str) -> list:
     """<bos> line <bos>: the one token marks both the start and the end."""

@@ -10,9 +10,10 @@ dataset is 2.45 +- 0.01 nats per character. Prints 10 sampled names.
 """
 from __future__ import annotations
 
+import math
 import time
 
-from _common import Claims, get_device, line_ids, make_parser, positive, run, script
+from _common import Claims, UsageError, get_device, line_ids, make_parser, positive, run, script
 
 from tinyllm.data import names_dataset
 from tinyllm.models import BigramConfig, BigramCounts, BigramLM
@@ -36,6 +37,8 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=10, help="names to sample (0: none)")
     args = p.parse_args(argv)
     positive("samples", args.samples, low=0)
+    if not args.smoothing >= 0:
+        raise UsageError(f"--smoothing must be >= 0, got {args.smoothing}")
     backend = get_device(args.device)
     t0 = time.perf_counter()
     ds = names_dataset(args.seed)
@@ -50,9 +53,11 @@ def main(argv=None) -> int:
     first = probs[tok.bos_id]
     top = sorted(range(tok.vocab_size), key=lambda j: -first[j])[:5]
     print("most likely first letters: " + ", ".join(f"{tok.itos[j]} {first[j]:.3f}" for j in top))
-    print(f"NLL over the whole dataset: {nll:.4f} nats/char (uniform guessing: 3.2958)")
+    print(f"NLL over the whole dataset: {nll:.4f} nats/char "
+          f"(uniform guessing: ln {tok.vocab_size} = {math.log(tok.vocab_size):.4f})")
     if args.samples > 0:
-        names = sample_lines(as_bigram_lm(model), tok, args.samples, max_new_tokens=30, temperature=1.0, seed=args.seed)
+        names = sample_lines(as_bigram_lm(model), tok, args.samples, max_new_tokens=30, temperature=1.0,
+                             seed=args.seed)
         print("samples:", ", ".join(names))
     claims = Claims()
     claims.check(abs(nll - EXPECTED_NLL) <= TOL, f"NLL {nll:.4f} = {EXPECTED_NLL} +- {TOL}")

@@ -16,8 +16,8 @@ from __future__ import annotations
 import random
 import time
 
-from _common import (IGNORE, Claims, LossLog, get_device, line_ids, make_parser, padded_batch, positive, run,
-                     script)
+from _common import (IGNORE, Claims, LossLog, get_device, line_ids, make_parser, padded_batch, positive,
+                     positive_float, run, script)
 
 from tinyllm import ops
 from tinyllm.data import arithmetic_dataset
@@ -72,6 +72,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     for name in ("steps", "batch", "n_layer", "n_embd", "n_head", "times_weight"):
         positive(name.replace("_", "-"), getattr(args, name))
+    positive_float("lr", args.lr)
     backend = get_device(args.device)
     ds = arithmetic_dataset(args.seed)
     tok = ds.tokenizer

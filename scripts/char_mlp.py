@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 import os
 
-from _common import Claims, LossLog, UsageError, get_device, make_parser, positive, run, script
+from _common import (Claims, LossLog, UsageError, get_device, make_parser, positive, positive_float, run,
+                     script)
 
 from tinyllm import no_grad, ops
 from tinyllm.data import Batcher, load_dataset
@@ -65,6 +66,7 @@ def main(argv=None) -> int:
         raise UsageError(f"--context must be between 3 and 8, got {args.context}")
     for name in ("steps", "batch", "embd", "hidden"):
         positive(name, getattr(args, name))
+    positive_float("lr", args.lr)
     backend = get_device(args.device)
     ds, frac = pick_data(args.data)
     V = ds.tokenizer.vocab_size

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 
 from _common import (IGNORE, Claims, LossLog, get_device, line_ids, make_parser, nll_of_lines, padded_batch,
-                     positive, run, script)
+                     positive, positive_float, run, script)
 
 from tinyllm import ops
 from tinyllm.data import names_dataset
@@ -44,6 +44,7 @@ def main(argv=None) -> int:
     positive("steps", args.steps)
     positive("samples", args.samples, low=0)
     positive("batch", args.batch)
+    positive_float("lr", args.lr)
     backend = get_device(args.device)
     ds = names_dataset(args.seed)
     tok = ds.tokenizer

@@ -23,7 +23,8 @@ import math
 import random
 from dataclasses import dataclass
 
-from _common import (Claims, LossLog, get_device, line_ids, make_parser, nll_of_lines, positive, run, script)
+from _common import (Claims, LossLog, get_device, line_ids, make_parser, nll_of_lines, positive, positive_float,
+                     run, script)
 
 from tinyllm import ops
 from tinyllm.data import names_dataset
@@ -76,7 +77,8 @@ def check_gradients(config, ids, backend, seed: int) -> bool:
         res = gradcheck(lambda p: probe(x, y)[1], param)
         w = res.worst
         print(f"  {name:<14} {res.checked:>5} elements, max abs err {res.max_abs_err:.1e}, nearest its tolerance "
-              f"at {w['index']}: analytic {w['analytic']:+.6e} numeric {w['numeric']:+.6e}  {'ok' if res.ok else 'FAIL'}")
+              f"at {w['index']}: analytic {w['analytic']:+.6e} numeric {w['numeric']:+.6e}  "
+              f"{'ok' if res.ok else 'FAIL'}")
         ok = ok and res.ok
     return ok
 
@@ -90,6 +92,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     positive("steps", args.steps)
     positive("samples", args.samples, low=0)
+    positive_float("lr", args.lr)
     backend = get_device(args.device)
     ds = names_dataset(args.seed)
     tok = ds.tokenizer

@@ -10,7 +10,7 @@ for each; every prediction is printed with its probability.
 """
 from __future__ import annotations
 
-from _common import Claims, LossLog, get_device, make_parser, positive, run, script
+from _common import Claims, LossLog, get_device, make_parser, positive, positive_float, run, script
 
 from tinyllm import no_grad, ops, tensor
 from tinyllm.nn import Linear, Module
@@ -39,6 +39,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     positive("epochs", args.epochs)
     positive("hidden", args.hidden)
+    positive_float("lr", args.lr)
     backend = get_device(args.device)
 
     words = SENTENCE.split()

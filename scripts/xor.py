@@ -10,7 +10,7 @@ classified right and the final MSE is below 0.02.
 """
 from __future__ import annotations
 
-from _common import Claims, LossLog, UsageError, get_device, make_parser, positive, run, script
+from _common import Claims, LossLog, UsageError, get_device, make_parser, positive, positive_float, run, script
 
 from tinyllm import ops, tensor
 from tinyllm.nn import Linear, Module
@@ -71,6 +71,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     positive("epochs", args.epochs)
     seeds = parse_seeds(args.seeds)
+    positive_float("lr", args.lr)
     backend = get_device(args.device)
     claims = Claims()
     for seed in seeds:

@@ -115,6 +115,7 @@ def test_an_undertrained_calculator_fails_its_claim(capsys):
     ("lr_sweep", ["--lrs", "1,x"], "--lrs takes numbers"),
     ("gradcheck", ["--op", "nosuchop"], "no gradient-check case matches"),
     ("names_mlp", ["--steps", "0"], "--steps must be at least 1"),
+    ("bigram_names", ["--smoothing", "-1"], "--smoothing must be >= 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(name, argv, fragment, capsys):
     rc = script(name).main(argv + ["--device", "cpu"])
