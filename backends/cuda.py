@@ -1,7 +1,6 @@
 """CuPy on an NVIDIA GPU. Imported only when a CUDA device is asked for."""
 from __future__ import annotations
 
-import numpy as np
 
 from .base import Backend
 

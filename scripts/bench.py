@@ -29,7 +29,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MARK = "@@BENCH "  # a worker's result line on stdout

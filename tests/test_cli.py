@@ -1,6 +1,5 @@
 """`tinyllm train | sample | gradcheck` end to end, and every bad input: one line, exit 2, no traceback."""
 import hashlib
-import json
 import os
 import subprocess
 import sys

@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 
 import faultloop
-from tinyllm.train import checkpoint as ck
 from tinyllm.train import lock as lk
 from tinyllm.train.checkpoint import (INDEX, CheckpointError, OutputDirError, has_checkpoint, load_checkpoint,
                                       prepare_output_dir, save_checkpoint)

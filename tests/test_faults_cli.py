@@ -5,7 +5,6 @@ skipped; and a simulated ENOSPC), unwritable output, two runs at one
 directory, bad data, damaged checkpoints. Every failure must be one line on
 stderr, the documented exit code, and the last checkpoint byte-identical.
 """
-import errno
 import hashlib
 import json
 import os

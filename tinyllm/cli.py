@@ -77,7 +77,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     S = argparse.SUPPRESS  # unset flags stay absent, so TOML / checkpoint settings show through
     g = p.add_argument_group("data and model")
     g.add_argument("--data", default=S, metavar="NAME|PATH",
-                   help=f"'names' (embedded, default), 'arithmetic' (sums in words) or a UTF-8 text file")
+                   help="'names' (embedded, default), 'arithmetic' (sums in words) or a UTF-8 text file")
     g.add_argument("--lines", action=argparse.BooleanOptionalAction, default=S,
                    help="treat a text file as one example per line like names (default: guess)")
     g.add_argument("--model", default=S, choices=["gpt", "mlp", "bigram"], help="model to train (default gpt)")

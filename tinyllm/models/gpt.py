@@ -6,9 +6,10 @@ import math
 from dataclasses import asdict, dataclass
 
 from .. import ops as F
+from ..ops._util import raw
 from ..nn import Block, Embedding, Linear, Module, ModuleList
 from ..nn.layers import make_norm_layer
-from ..tensor import Tensor, default_backend
+from ..tensor import default_backend
 from backends import get_backend
 
 
@@ -73,7 +74,7 @@ class GPT(Module):
         """
         be = self.wte.weight.backend
         xp = be.xp
-        i = idx.data if isinstance(idx, Tensor) else (idx if be.is_array(idx) else be.from_host(idx, "int64"))
+        i = raw(idx, be, "int64")
         B, T = i.shape
         if pos + T > self.config.block_size:
             raise ValueError(f"sequence of {pos + T} tokens is longer than block_size {self.config.block_size}")

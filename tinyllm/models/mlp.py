@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .. import ops as F
+from ..ops._util import raw
 from ..nn import Embedding, Linear, Module
 from ..tensor import Tensor, default_backend
 from backends import get_backend
@@ -56,7 +57,7 @@ class CharMLP(Module):
         """
         be = self.emb.weight.backend
         xp = be.xp
-        i = idx.data if isinstance(idx, Tensor) else (idx if be.is_array(idx) else be.from_host(idx, "int64"))
+        i = raw(idx, be, "int64")
         B, T = i.shape
         k = self.config.block_size
         padded = xp.concat([xp.zeros((B, k - 1), dtype=i.dtype), i], axis=1)  # (B, T+k-1)

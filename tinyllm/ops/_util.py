@@ -15,6 +15,13 @@ def lift(x, like: Tensor) -> Tensor:
     return Tensor._make(data, b)
 
 
+def raw(x, backend, dtype: str):
+    """The device array behind a Tensor, a device array, or a host object (converted as dtype)."""
+    if isinstance(x, Tensor):
+        return x.data
+    return x if backend.is_array(x) else backend.from_host(x, dtype)
+
+
 def unbroadcast(xp, g, shape):
     """Sum g down to `shape`, undoing NumPy-style broadcasting."""
     if tuple(g.shape) == tuple(shape):

@@ -2,14 +2,8 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
+from ._util import raw
 from .registry import op
-
-
-def _index_data(idx, like: Tensor):
-    if isinstance(idx, Tensor):
-        return idx.data
-    b = like.backend
-    return idx if b.is_array(idx) else b.from_host(idx, "int64")
 
 
 @op
@@ -17,7 +11,7 @@ def embedding(weight: Tensor, idx) -> Tensor:
     """weight[idx] for an integer array idx of any shape -> idx.shape + (C,)."""
     xp = weight.xp
     w = weight.data
-    i = _index_data(idx, weight)
+    i = raw(idx, weight.backend, "int64")
     flat = xp.reshape(i, (-1,))
     # strict refuses W[idx] on 2-D arrays; take + reshape works everywhere
     out = xp.reshape(xp.take(w, flat, axis=0), tuple(i.shape) + tuple(w.shape[1:]))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
-from ._util import lift
+from ._util import lift, raw
 from .registry import op
 
 
@@ -17,7 +17,7 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None) -> T
     backend = logits.backend
     v = logits.shape[-1]
     z = xp.reshape(logits.data, (-1, v))  # (N, V)
-    t = targets.data if isinstance(targets, Tensor) else (targets if backend.is_array(targets) else backend.from_host(targets, "int64"))
+    t = raw(targets, backend, "int64")
     t = xp.reshape(t, (-1,))  # (N,)
     if t.shape[0] != z.shape[0]:
         raise ValueError(f"cross_entropy: {z.shape[0]} rows of logits but {t.shape[0]} targets")

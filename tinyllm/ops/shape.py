@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
-from ._util import lift, unbroadcast
+from ._util import lift, raw, unbroadcast
 from .registry import op
 
 
@@ -74,20 +74,13 @@ def concat(tensors, axis: int = 0) -> Tensor:
     return Tensor._make(xp.concat([t.data for t in tensors], axis=axis), tensors[0].backend, tuple(tensors), backward)
 
 
-def _cond(cond, like: Tensor):
-    if isinstance(cond, Tensor):
-        return cond.data
-    b = like.backend
-    return cond if b.is_array(cond) else b.from_host(cond, "bool")
-
-
 @op
 def where(cond, a, b) -> Tensor:
     """cond ? a : b, elementwise with broadcasting; cond gets no gradient."""
     like = a if isinstance(a, Tensor) else b
     a, b = lift(a, like), lift(b, like)
     xp = like.xp
-    c = _cond(cond, like)
+    c = raw(cond, like.backend, "bool")
     ad = a.data if isinstance(a, Tensor) else a
     bd = b.data if isinstance(b, Tensor) else b
     out = xp.where(c, ad, bd)
@@ -108,6 +101,6 @@ def where(cond, a, b) -> Tensor:
 def masked_fill(x: Tensor, mask, value: float) -> Tensor:
     """x with `value` where mask is true (mask broadcasts against x)."""
     xp = x.xp
-    m = _cond(mask, x)
+    m = raw(mask, x.backend, "bool")
     out = xp.where(m, float(value), x.data)
     return Tensor._make(out, x.backend, (x,), lambda g: (xp.where(m, 0.0, g),))

@@ -177,8 +177,8 @@ class Trainer:
                                   f"for {cfg.model!r}; resume with --model {meta['model']} or use another --out")
         fp = (meta.get("data") or {}).get("fingerprint")
         if fp is not None and fp != self.data_info["fingerprint"]:
-            self._warn(f"the data differs from the data the checkpoint was trained on (same tokenizer); "
-                       f"resuming, but this is not an exact continuation")
+            self._warn("the data differs from the data the checkpoint was trained on (same tokenizer); "
+                       "resuming, but this is not an exact continuation")
         return tensors, meta
 
     def _check_resume_sizes(self, meta: dict) -> None:
@@ -421,7 +421,7 @@ class Trainer:
     def _print_samples(self) -> None:
         text_data = self.tokenizer.bos_id is None
         n = 1 if text_data else self.config.samples
-        self._print(f"samples (temperature 1.0):")
+        self._print("samples (temperature 1.0):")
         for s in self.generate(num_samples=n, seed=self.config.seed):
             self._print("  " + s.replace("\n", "\n  ") if text_data else "  " + s)
 
