@@ -67,6 +67,8 @@ def parse_args(argv):
     p.add_argument("--mem-steps", type=int, default=5, help="steps in each memory process (0: no memory figures)")
     p.add_argument("--sample-tokens", type=int, default=500, help="tokens for the generate() timing (0: none)")
     p.add_argument("--plot", default="bench_sweep.png", help="where the sweep plot goes (needs matplotlib)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="with several CPU threads: rounds of separate-process timing, A,B,A,B (0: in-process only)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--_spec", default=None, help=argparse.SUPPRESS)
@@ -150,6 +152,8 @@ def run_all(a, pts) -> int:
             spec = dict(base, config=c, threads=n,
                         profile_steps=a.profile_steps if a.preset != "sweep" else 0)
             run = run_worker("time", spec, n)
+            if n > 1 and run.get("torch") and a.device == "cpu" and a.rounds > 0:
+                separate_processes(run, spec, n, a.rounds)
             if a.mem_steps > 0 and a.preset != "sweep":
                 mspec = dict(spec, steps=a.mem_steps)
                 run["tinyllm"]["memory"] = run_worker("mem-tinyllm", mspec, n)
@@ -173,12 +177,33 @@ def run_all(a, pts) -> int:
     return 0 if report["gate_ok"] else 1
 
 
+def separate_processes(run: dict, spec: dict, n: int, rounds: int) -> None:
+    """Re-time each framework alone in its own process, alternating A, B, A, B.
+
+    With several threads in one process, OpenBLAS's and PyTorch's idle worker
+    threads spin and steal cores from each other, so the in-process figures
+    are kept under run["in_process"] and these become the reported ones.
+    """
+    times = {"tinyllm": [], "torch": []}
+    for _ in range(rounds):
+        for fw in times:
+            times[fw] += run_worker("time", dict(spec, only=fw, profile_steps=0), n)["times"]
+    run["in_process"] = {fw: run[fw]["ms_median"] for fw in times} | {"ratio": run["ratio"]}
+    tokens = spec["config"]["batch"] * spec["config"]["block"]
+    for fw, ts in times.items():
+        run[fw].update(_summary(ts, tokens))
+    run["ratio"] = run["tinyllm"]["ms_median"] / run["torch"]["ms_median"]
+    run["timing"] = f"separate processes, {rounds} rounds"
+
+
 # ----------------------------------------------------------------------------- rendering
 def _mb(b):
     return f"{b / 2**20:.1f}" if b is not None else "-"
 
 
 def render(rep: dict) -> str:
+    from tinyllm.profile import format_table  # after the thread settings: render runs in the parent only
+
     out = []
     r0 = rep["runs"][0]
     tv = r0.get("torch_version")
@@ -207,10 +232,12 @@ def render(rep: dict) -> str:
                    f"{tl['tokens_per_s']:>8.0f} | {tms} | {ratio} | {mem:>15} {mr:>5}")
     out.append("ratio = tinyllm / PyTorch median ms per step (lower is better for tinyllm); memory = the rise in "
                "resident memory (CPU) or allocator bytes (CUDA) over the training steps")
-    if any(r["threads"] > 1 and r.get("torch") for r in rep["runs"]) and rep["device"] == "cpu":
-        out.append("note: with several threads in one process, OpenBLAS's and PyTorch's idle worker threads spin "
-                   "and steal cores from each other (measured: PyTorch 38 ms alone vs 122 ms alternating, 2 threads);"
-                   " compare multi-thread figures with --no-torch runs and PyTorch alone as well")
+    for r in rep["runs"]:
+        if r.get("in_process"):
+            ip = r["in_process"]
+            out.append(f"threads {r['threads']}: timed in {r['timing']} (each framework alone, alternating A,B), because "
+                       f"in one process the two thread pools spin against each other (in-process: tinyllm "
+                       f"{ip['tinyllm']:.1f} ms, PyTorch {ip['torch']:.1f} ms, ratio {ip['ratio']:.2f})")
     for r in rep["runs"]:
         g = r.get("gate")
         if g:
@@ -222,7 +249,7 @@ def render(rep: dict) -> str:
         if r.get("profile"):
             out.append(f"\nper-op profile of one tinyllm step (threads {r['threads']}, mean of "
                        f"{r['profile_steps']} steps; exclusive times, ms):")
-            out.append(profile_table(r["profile"]))
+            out.append(format_table(r["profile"], indent="  "))
     s = rep.get("sampling")
     if s:
         out.append(f"\ngenerate() {s['tokens']} new tokens (model as above with block_size {s['block_size']}, "
@@ -231,16 +258,6 @@ def render(rep: dict) -> str:
     if rep.get("plot"):
         out.append(f"\nsweep plot: {rep['plot']}")
     return "\n".join(out)
-
-
-def profile_table(rows) -> str:
-    total = sum(r["fwd_ms"] + r["bwd_ms"] for r in rows) or 1.0
-    lines = [f"  {'op':<18}{'calls':>6}{'fwd':>8}{'bwd':>8}{'total':>8}{'share':>7}"]
-    for r in rows:
-        t = r["fwd_ms"] + r["bwd_ms"]
-        lines.append(f"  {r['op']:<18}{r['calls']:>6}{r['fwd_ms']:>8.2f}{r['bwd_ms']:>8.2f}{t:>8.2f}{100 * t / total:>6.1f}%")
-    lines.append(f"  {'sum':<18}{'':>6}{'':>8}{'':>8}{total:>8.2f}")
-    return "\n".join(lines)
 
 
 def plot_sweep(rep: dict, path: str):
@@ -317,6 +334,8 @@ def _import_torch(spec):
 def time_worker(spec: dict) -> dict:
     from bench_steps import TinyRunner, TorchRunner, correctness_gate, make_batches
 
+    if spec.get("only"):
+        return solo_time_worker(spec)
     torch = _import_torch(spec)
     tl = TinyRunner(spec)
     res = {"config": spec["config"], "threads": spec["threads"], "device": tl.backend.name,
@@ -348,6 +367,20 @@ def time_worker(spec: dict) -> dict:
         res["profile"] = tl.profile(batches, spec["profile_steps"])
         res["profile_steps"] = spec["profile_steps"]
     return res
+
+
+def solo_time_worker(spec: dict) -> dict:
+    """Step times of one framework alone (spec["only"]), same batches and initial weights."""
+    from bench_steps import TinyRunner, TorchRunner, make_batches
+
+    tl = TinyRunner(spec)  # the torch twin copies its initial weights
+    runner = tl
+    if spec["only"] == "torch":
+        _import_torch(spec)
+        runner = TorchRunner(spec, tl.model)
+    batches = make_batches(spec["config"], spec["warmup"] + spec["steps"], spec["seed"])
+    times = [runner.step(x, y) for x, y in batches]
+    return {"times": times[spec["warmup"]:]}
 
 
 def _summary(times, tokens) -> dict:

@@ -84,14 +84,18 @@ class Profile:
         return out
 
     def table(self, steps: int = 1) -> str:
-        rows = self.rows(steps)
-        total = sum(r["fwd_ms"] + r["bwd_ms"] for r in rows) or 1.0
-        lines = [f"{'op':<16}{'calls':>6}{'fwd ms':>9}{'bwd ms':>9}{'total':>9}{'share':>7}"]
-        for r in rows:
-            t = r["fwd_ms"] + r["bwd_ms"]
-            lines.append(f"{r['op']:<16}{r['calls']:>6}{r['fwd_ms']:>9.2f}{r['bwd_ms']:>9.2f}{t:>9.2f}{100 * t / total:>6.1f}%")
-        lines.append(f"{'sum':<16}{'':>6}{'':>9}{'':>9}{total:>9.2f}")
-        return "\n".join(lines)
+        return format_table(self.rows(steps))
+
+
+def format_table(rows, indent: str = "") -> str:
+    """Rows of Profile.rows() as an aligned text table with each op's share."""
+    total = sum(r["fwd_ms"] + r["bwd_ms"] for r in rows) or 1.0
+    lines = [f"{'op':<16}{'calls':>6}{'fwd ms':>9}{'bwd ms':>9}{'total':>9}{'share':>7}"]
+    for r in rows:
+        t = r["fwd_ms"] + r["bwd_ms"]
+        lines.append(f"{r['op']:<16}{r['calls']:>6}{r['fwd_ms']:>9.2f}{r['bwd_ms']:>9.2f}{t:>9.2f}{100 * t / total:>6.1f}%")
+    lines.append(f"{'sum':<16}{'':>6}{'':>9}{'':>9}{total:>9.2f}")
+    return "\n".join(indent + line for line in lines)
 
 
 def _op_wrapper(prof: Profile, name: str, fn):
