@@ -16,7 +16,7 @@ import time
 
 from _common import Claims, UsageError, get_device, make_parser, run, script
 
-from tinyllm.ops.checks import CASES, case_id, check_case
+from tinyllm.ops.checks import CASES, case_id, report
 
 
 @script
@@ -30,17 +30,7 @@ def main(argv=None) -> int:
                          f"cases: {', '.join(sorted({c.op for c in CASES}))}")
     backend = get_device(args.device)
     t0 = time.perf_counter()
-    print(f"{'case':<24}{'elements':>9}{'analytic':>15}{'numeric':>15}{'abs err':>11}  result")
-    failed = []
-    worst_err = 0.0
-    for case in cases:
-        res = check_case(backend, case)
-        w = res.worst
-        print(f"{case_id(case):<24}{res.checked:>9}{w.get('analytic', 0.0):>15.6e}{w.get('numeric', 0.0):>15.6e}"
-              f"{res.max_abs_err:>11.2e}  {'ok' if res.ok else 'FAIL'}")
-        worst_err = max(worst_err, res.max_abs_err)
-        if not res.ok:
-            failed.append(case_id(case))
+    failed, (worst_err, _) = report(backend, cases)
     print(f"{len(cases)} cases on {backend.name} in {time.perf_counter() - t0:.1f}s; "
           f"largest absolute error {worst_err:.2e}")
     claims = Claims()

@@ -215,7 +215,7 @@ def _add_sample_args(p: argparse.ArgumentParser) -> None:
 def cmd_gradcheck(args) -> int:
     from backends import get_backend
 
-    from .ops.checks import CASES, case_id, check_case
+    from .ops.checks import CASES, report
 
     backend = get_backend(args.device)
     cases = [c for c in CASES if not args.op or c.op in args.op]
@@ -223,18 +223,9 @@ def cmd_gradcheck(args) -> int:
         raise ConfigError(f"no gradient check for op(s) {', '.join(args.op)}; known ops: "
                           f"{', '.join(sorted({c.op for c in CASES}))}")
     print(f"gradient check on {backend.name}: analytic (backward) vs numerical (central differences, float64)")
-    print(f"{'case':<22} {'result':<6} {'analytic':>14} {'numeric':>14} {'worst abs err':>14}")
-    worst, failed = None, 0
-    for c in cases:
-        r = check_case(backend, c)
-        w = r.worst or {"analytic": 0.0, "numeric": 0.0}
-        print(f"{case_id(c):<22} {'ok' if r.ok else 'FAIL':<6} {w['analytic']:>14.6e} {w['numeric']:>14.6e} "
-              f"{r.max_abs_err:>14.2e}", flush=True)
-        failed += not r.ok
-        if worst is None or r.max_abs_err > worst[1]:
-            worst = (case_id(c), r.max_abs_err)
-    print(f"{len(cases) - failed}/{len(cases)} cases ok; worst error {worst[1]:.2e} ({worst[0]})")
-    return EXIT_OK if failed == 0 else EXIT_GRADCHECK_FAILED
+    failed, (worst, where) = report(backend, cases, lambda line: print(line, flush=True))
+    print(f"{len(cases) - len(failed)}/{len(cases)} cases ok; worst error {worst:.2e} ({where})")
+    return EXIT_OK if not failed else EXIT_GRADCHECK_FAILED
 
 
 # -- the parser -----------------------------------------------------------------------------------------

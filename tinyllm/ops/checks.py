@@ -5,7 +5,7 @@ its inputs. `positive` inputs are drawn away from zero (log, sqrt, pow).
 The test suite runs every case on every backend (and fails for an op with
 no case); `tinyllm gradcheck` runs them for a learner to read.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .. import ops as F
 from ..gradcheck import gradcheck
@@ -18,7 +18,6 @@ class Case:
     fn: object
     shapes: list
     positive: bool = False
-    extra: dict = field(default_factory=dict)
     id: str = ""
 
 
@@ -107,3 +106,20 @@ def case_inputs(backend, case: Case, dtype: str = "float64") -> list:
 def check_case(backend, case: Case, **tolerances):
     """Gradient-check one case in float64 on `backend`; returns a GradcheckResult."""
     return gradcheck(case.fn, *case_inputs(backend, case), **tolerances)
+
+
+def report(backend, cases, write=print) -> tuple:
+    """Check each case on `backend`, writing one row per case (the worst element's
+    analytic and numerical gradient, the largest error); -> (failed case ids, (worst error, case id))."""
+    write(f"{'case':<24}{'elements':>9}{'analytic':>15}{'numeric':>15}{'abs err':>11}  result")
+    failed, worst = [], (0.0, "")
+    for case in cases:
+        res = check_case(backend, case)
+        w = res.worst
+        write(f"{case_id(case):<24}{res.checked:>9}{w.get('analytic', 0.0):>15.6e}{w.get('numeric', 0.0):>15.6e}"
+              f"{res.max_abs_err:>11.2e}  {'ok' if res.ok else 'FAIL'}")
+        if not res.ok:
+            failed.append(case_id(case))
+        if res.max_abs_err >= worst[0]:
+            worst = (res.max_abs_err, case_id(case))
+    return failed, worst
