@@ -190,19 +190,6 @@ class NumpyFast:
 
         return out, bwd
 
-    # -- embedding backward: scatter-add rows -----------------------------------
-    def embedding_backward(self, shape, idx, g):
-        """(n, C) zeros with g's rows added at idx (duplicates summed): sort + reduceat,
-        ~6x faster than np.add.at."""
-        out = np.zeros(shape, dtype=g.dtype)
-        if idx.shape[0] == 0:
-            return out
-        order = np.argsort(idx, kind="stable")
-        si = idx[order]
-        starts = np.flatnonzero(np.concatenate(([True], si[1:] != si[:-1])))
-        out[si[starts]] = np.add.reduceat(g[order], starts, axis=0)
-        return out
-
     # -- Adam / AdamW, in place ------------------------------------------------
     def adam_step(self, p, g, m, v, lr, b1, b2, eps, wd, t, decoupled):
         """Update p, m, v in place (p, m, v are owned by the optimizer)."""

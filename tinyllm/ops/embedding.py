@@ -17,12 +17,8 @@ def embedding(weight: Tensor, idx) -> Tensor:
     out = xp.reshape(xp.take(w, flat, axis=0), tuple(i.shape) + tuple(w.shape[1:]))
     backend = weight.backend
 
-    fast = backend.fast
-
     def backward(g):
         rows = xp.reshape(g, (flat.shape[0],) + tuple(w.shape[1:]))  # (N, C)
-        if fast is not None and hasattr(fast, "embedding_backward"):
-            return (fast.embedding_backward(w.shape, flat, rows),)
         gw = xp.zeros(w.shape, dtype=g.dtype)
         return (backend.scatter_add(gw, flat, rows),)
 
