@@ -93,11 +93,16 @@ def load_trained(out_dir: str, device="auto"):
         tokenizer = tokenizer_from_dict(meta.get("tokenizer"))
     except ValueError as e:
         raise CheckpointError(f"checkpoint in {out_dir!r} has an unusable tokenizer ({e}); train a new one") from None
+    load_weights(model, tensors)
+    model.eval()
+    return model, tokenizer, meta
+
+
+def load_weights(model, tensors: dict) -> None:
+    """Copy a checkpoint's "model.*" tensors into model (CheckpointError if names or shapes differ)."""
     weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     check_tensors(weights, {n: p.shape for n, p in model.named_parameters()})
     model.load_state_dict(weights)
-    model.eval()
-    return model, tokenizer, meta
 
 
 class Trainer:
@@ -130,7 +135,6 @@ class Trainer:
         else:
             self.model_name = cfg.model
             mcfg = cfg.model_config(self.tokenizer.vocab_size)
-            self._check_lengths(mcfg.block_size)
             self.model = build_model(cfg.model, mcfg, device=self.backend, seed=cfg.seed)
         self.block_size = self.model.config.block_size
         self._check_lengths(self.block_size)
@@ -210,9 +214,7 @@ class Trainer:
         return tensors, meta
 
     def _apply_checkpoint(self, tensors: dict, meta: dict) -> None:
-        weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        check_tensors(weights, {n: p.shape for n, p in self.model.named_parameters()})
-        self.model.load_state_dict(weights)
+        load_weights(self.model, tensors)
         opt = {k[len("optim."):]: v for k, v in tensors.items() if k.startswith("optim.")}
         try:
             if meta["optim"].get("kind", self.config.optimizer) != self.config.optimizer:
