@@ -142,7 +142,8 @@ def clip_grad_norm(params, max_norm: float) -> float:
     if not params:
         return 0.0
     xp = params[0].backend.xp
-    total = math.sqrt(sum(float(xp.sum(p.grad * p.grad)) for p in params))
+    # summed on the device, one host sync (not one per parameter: each costs a GPU round trip)
+    total = math.sqrt(float(sum(xp.sum(p.grad * p.grad) for p in params)))
     if max_norm is not None and max_norm > 0 and total > max_norm:
         scale = max_norm / (total + 1e-6)
         for p in params:
