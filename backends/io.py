@@ -35,8 +35,8 @@ def describe(a) -> tuple:
     return code, tuple(int(s) for s in a.shape)
 
 
-def encode_safetensors(tensors: dict, metadata: dict | None = None) -> list:
-    """Chunks whose concatenation is the file (one chunk: the package builds it in memory)."""
+def encode_safetensors(tensors: dict, metadata: dict | None = None) -> bytes:
+    """The whole file's bytes (the package builds it in memory)."""
     for name, a in tensors.items():
         if not is_host_array(a):
             raise TypeError(f"tensor {name!r} is a {type(a).__name__}, not a host NumPy array "
@@ -44,7 +44,7 @@ def encode_safetensors(tensors: dict, metadata: dict | None = None) -> list:
         describe(a)
     if metadata and not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise TypeError("safetensors metadata must map strings to strings")
-    return [_st_save({k: np.asarray(v, order="C") for k, v in tensors.items()}, metadata=metadata or None)]
+    return _st_save({k: np.asarray(v, order="C") for k, v in tensors.items()}, metadata=metadata or None)
 
 
 def decode_safetensors(buf) -> tuple:

@@ -73,28 +73,23 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _write_file(path: str, chunks, delay: float) -> tuple:
-    """Write chunks to a new file with os.write (so tests can inject ENOSPC), fsync; -> (size, sha256)."""
-    h = hashlib.sha256()
-    size = 0
+def _write_file(path: str, data: bytes, delay: float) -> tuple:
+    """Write data to a new file with os.write (so tests can inject ENOSPC), fsync; -> (size, sha256)."""
     step = 4096 if delay else 1 << 24
+    mv = memoryview(data)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        for chunk in chunks:
-            mv = memoryview(chunk).cast("B")
-            h.update(mv)
-            for i in range(0, len(mv), step):
-                part = mv[i:i + step]
-                while len(part):
-                    n = os.write(fd, part)
-                    part = part[n:]
-                if delay:
-                    time.sleep(delay)
-            size += len(mv)
+        for i in range(0, len(mv), step):
+            part = mv[i:i + step]
+            while len(part):
+                n = os.write(fd, part)
+                part = part[n:]
+            if delay:
+                time.sleep(delay)
         os.fsync(fd)
     finally:
         os.close(fd)
-    return size, h.hexdigest()
+    return len(mv), hashlib.sha256(mv).hexdigest()
 
 
 def _remove(path: str) -> None:
@@ -121,7 +116,7 @@ def prepare_output_dir(out_dir: str) -> None:
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise OutputDirError(f"output path {out_dir!r} is a file, not a directory; point --out at a directory")
         os.makedirs(out_dir, exist_ok=True)
-        _write_file(probe, [b"ok"], 0.0)
+        _write_file(probe, b"ok", 0.0)
     except OSError as e:
         raise output_dir_error(out_dir, e, "write") from None
     finally:
@@ -139,7 +134,7 @@ def save_checkpoint(out_dir: str, tensors: dict, meta: dict) -> None:
         raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
     step = meta.get("step", 0)
     step = int(step) if isinstance(step, int) and step >= 0 else 0
-    chunks = encode_safetensors(tensors)  # TypeError for a non-host array: a caller's bug
+    blob = encode_safetensors(tensors)  # TypeError for a non-host array: a caller's bug
     manifest = {n: {"dtype": d, "shape": list(s)} for n, (d, s) in ((n, describe(a)) for n, a in tensors.items())}
     # Serialise meta before touching the disk: a non-JSON value must not leave files behind.
     json.dumps(meta)
@@ -152,14 +147,14 @@ def save_checkpoint(out_dir: str, tensors: dict, meta: dict) -> None:
     try:
         os.makedirs(out_dir, exist_ok=True)
         _clean_temps(out_dir)
-        size, sha = _write_file(tmp, chunks, delay)
+        size, sha = _write_file(tmp, blob, delay)
         os.replace(tmp, final)
         _fsync_dir(out_dir)
         if delay:
             time.sleep(delay)
         index = {"format": FORMAT, "version": VERSION, "file": name, "size": size, "sha256": sha,
                  "tensors": manifest, "saved_at": time.time(), "meta": meta}
-        _write_file(tmp_index, [json.dumps(index, indent=1).encode("utf-8")], delay)
+        _write_file(tmp_index, json.dumps(index, indent=1).encode("utf-8"), delay)
         os.replace(tmp_index, os.path.join(out_dir, INDEX))  # the commit point
         committed = True
         _fsync_dir(out_dir)
