@@ -1,33 +1,29 @@
 """Bigram language models: closed-form counting, and the same table learned by gradient descent."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from .. import ops as F
 from ..nn import Embedding, Module
-from ..tensor import Tensor, default_backend
-from backends import get_backend
+from ..tensor import Tensor
+from .base import ModelConfig, model_backend
 
 
 @dataclass
-class BigramConfig:
+class BigramConfig(ModelConfig):
     vocab_size: int = 27   # tokens in the vocabulary
     block_size: int = 1    # context the model uses (a bigram sees one token)
 
     def validate(self) -> "BigramConfig":
-        if self.vocab_size <= 0:
-            raise ValueError(f"vocab_size must be positive, got {self.vocab_size}")
+        self.positive_ints("vocab_size")
         return self
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class BigramCounts:
     """P(next | current) from counts with add-k smoothing; no gradients involved."""
 
     def __init__(self, vocab_size: int, smoothing: float = 1.0, device=None):
-        self.backend = get_backend(device) if device is not None else default_backend()
+        self.backend = model_backend(device)
         self.vocab_size = vocab_size
         self.smoothing = smoothing
         xp = self.backend.xp
@@ -66,7 +62,7 @@ class BigramLM(Module):
 
     def __init__(self, config: BigramConfig, device=None, seed: int = 0):
         self.config = config.validate()
-        backend = get_backend(device) if device is not None else default_backend()
+        backend = model_backend(device)
         self.table = Embedding(config.vocab_size, config.vocab_size, backend.rng(seed), std=0.01)
 
     def forward(self, idx, targets=None, cache=None, pos: int = 0):

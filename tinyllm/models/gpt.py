@@ -3,18 +3,17 @@ norm and a language-model head (optionally tied to the token embedding)."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from .. import ops as F
 from ..ops._util import raw
 from ..nn import Block, Embedding, Linear, Module, ModuleList
 from ..nn.layers import make_norm_layer
-from ..tensor import default_backend
-from backends import get_backend
+from .base import ModelConfig, model_backend
 
 
 @dataclass
-class GPTConfig:
+class GPTConfig(ModelConfig):
     vocab_size: int = 27       # tokens in the vocabulary
     block_size: int = 64       # longest context the model sees (position table size)
     n_layer: int = 4           # transformer blocks
@@ -29,10 +28,7 @@ class GPTConfig:
     final_norm: bool = True    # a norm before the LM head
 
     def validate(self) -> "GPTConfig":
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        self.positive_ints("vocab_size", "block_size", "n_layer", "n_head", "n_embd")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}); "
                              f"try n_embd={self.n_head * max(1, round(self.n_embd / self.n_head))}")
@@ -44,14 +40,11 @@ class GPTConfig:
             raise ValueError(f"activation must be 'gelu' or 'relu', got {self.activation!r}")
         return self
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 class GPT(Module):
     def __init__(self, config: GPTConfig, device=None, seed: int = 0):
         self.config = c = config.validate()
-        backend = get_backend(device) if device is not None else default_backend()
+        backend = model_backend(device)
         rng = backend.rng(seed)
         std = 0.02
         proj_std = 0.02 / math.sqrt(2 * c.n_layer)  # GPT-2: scale residual projections by depth

@@ -2,17 +2,17 @@
 hidden layer -> next-token logits."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from .. import ops as F
 from ..ops._util import raw
 from ..nn import Embedding, Linear, Module
-from ..tensor import Tensor, default_backend
-from backends import get_backend
+from ..tensor import Tensor
+from .base import ModelConfig, model_backend
 
 
 @dataclass
-class MLPConfig:
+class MLPConfig(ModelConfig):
     vocab_size: int = 27    # tokens in the vocabulary
     block_size: int = 3     # context: how many previous tokens the model sees (k)
     n_embd: int = 16        # embedding width per token
@@ -20,22 +20,16 @@ class MLPConfig:
     activation: str = "tanh"  # "tanh", "relu" or "gelu"
 
     def validate(self) -> "MLPConfig":
-        for name in ("vocab_size", "block_size", "n_embd", "n_hidden"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        self.positive_ints("vocab_size", "block_size", "n_embd", "n_hidden")
         if self.activation not in ("tanh", "relu", "gelu"):
             raise ValueError(f"activation must be tanh, relu or gelu, got {self.activation!r}")
         return self
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class CharMLP(Module):
     def __init__(self, config: MLPConfig, device=None, seed: int = 0):
         self.config = c = config.validate()
-        backend = get_backend(device) if device is not None else default_backend()
+        backend = model_backend(device)
         rng = backend.rng(seed)
         self.emb = Embedding(c.vocab_size, c.n_embd, rng, std=1.0)
         self.hidden = Linear(c.block_size * c.n_embd, c.n_hidden, rng=rng, init="uniform")
