@@ -25,7 +25,7 @@ from tinyllm.train import lock as lk
 from tinyllm.train.checkpoint import (INDEX, CheckpointError, OutputDirError, has_checkpoint, load_checkpoint,
                                       prepare_output_dir, save_checkpoint)
 from tinyllm.train.guards import InterruptGuard, NonFiniteError, check_finite, human_bytes, oom_message
-from tinyllm.train.lock import LockError, RunLock
+from tinyllm.train.lock import LOCK_NAME, LockError, RunLock
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -186,7 +186,7 @@ def test_first_sigint_finishes_the_step_saves_and_exits_130(tmp_path):
     last = [ln for ln in (first + stdout).splitlines() if ln.startswith("step ")][-1]
     k = int(last.split()[1])
     assert f"interrupted: checkpoint of step {k} saved in {out}" in stdout
-    assert load_checkpoint(out)[1]["step"] == k and not temps(out) and not os.path.exists(os.path.join(out, ".lock"))
+    assert load_checkpoint(out)[1]["step"] == k and not temps(out) and not os.path.exists(os.path.join(out, LOCK_NAME))
     assert faultloop.main([out, str(steps)]) == 0  # and the resume is exact
     tensors, meta = load_checkpoint(out)
     assert meta["losses"] == ref_meta["losses"]
@@ -430,14 +430,14 @@ def test_second_run_refused_and_stale_lock_taken_over(tmp_path):
     assert "point --out at another directory" in err
     a.kill()  # a crash: the lock file stays behind
     a.communicate()
-    assert os.path.exists(os.path.join(out, ".lock"))
-    assert json.load(open(os.path.join(out, ".lock")))["pid"] == a.pid
+    assert os.path.exists(os.path.join(out, LOCK_NAME))
+    assert json.load(open(os.path.join(out, LOCK_NAME)))["pid"] == a.pid
     step = load_checkpoint(out)[1]["step"]
     c = spawn(out, step + 2)
     stdout, err = c.communicate(timeout=60)
     assert c.returncode == 0, err
     assert f"took over the stale lock of pid {a.pid}" in stdout and f"resumed at step {step}" in stdout
-    assert not os.path.exists(os.path.join(out, ".lock"))
+    assert not os.path.exists(os.path.join(out, LOCK_NAME))
 
 
 @pytest.mark.parametrize("use_flock", [True, False])
@@ -450,17 +450,17 @@ def test_run_lock_in_process(tmp_path, monkeypatch, use_flock):
         assert rec["pid"] == os.getpid() and rec["host"] and rec["started"] > 0
         with pytest.raises(LockError, match=f"in use by another run: pid {os.getpid()} on "):
             RunLock(out).acquire()
-    assert not os.path.exists(os.path.join(out, ".lock"))
+    assert not os.path.exists(os.path.join(out, LOCK_NAME))
     # a lock left by a process that no longer exists is taken over
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     import socket
-    with open(os.path.join(out, ".lock"), "w") as f:
+    with open(os.path.join(out, LOCK_NAME), "w") as f:
         json.dump({"pid": dead.pid, "host": socket.gethostname(), "started": time.time()}, f)
     with RunLock(out) as l2:
         assert l2.taken_over["pid"] == dead.pid
     if not use_flock:  # a live pid's lock (here: our parent) is refused, never stolen
-        with open(os.path.join(out, ".lock"), "w") as f:
+        with open(os.path.join(out, LOCK_NAME), "w") as f:
             json.dump({"pid": os.getppid(), "host": socket.gethostname(), "started": time.time()}, f)
         with pytest.raises(LockError, match=f"pid {os.getppid()}"):
             RunLock(out).acquire()

@@ -22,6 +22,7 @@ import pytest
 from test_faults import PHASES, Disk, _committed_file, _unprivileged, kill_at, same_tensors, temps, wait_until
 from tinyllm.cli import main as cli_main
 from tinyllm.train.checkpoint import INDEX, has_checkpoint, load_checkpoint
+from tinyllm.train.lock import LOCK_NAME
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--device", "cpu", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "8",
@@ -127,7 +128,7 @@ def test_cli_first_sigint_saves_says_where_exits_130_and_resumes_exactly(tmp_pat
     assert 2 <= k < 40
     assert f"interrupted at step {k}/40; checkpoint saved in {out}/; continue with: tinyllm train --resume " \
            f"--out {out}" in err
-    assert "Traceback" not in err and not temps(out) and not os.path.exists(os.path.join(out, ".lock"))
+    assert "Traceback" not in err and not temps(out) and not os.path.exists(os.path.join(out, LOCK_NAME))
     assert train(out, "--steps", "40", "--resume") == 0
     assert_same_run(out, reference)
 
@@ -340,13 +341,13 @@ def test_cli_second_run_refused_then_stale_lock_taken_over(tmp_path):
     assert line.startswith(f"error: output directory {out!r} is in use by another run: pid {a.pid} on ")
     a.kill()
     a.communicate()
-    assert json.load(open(os.path.join(out, ".lock")))["pid"] == a.pid  # left behind by the crash
+    assert json.load(open(os.path.join(out, LOCK_NAME)))["pid"] == a.pid  # left behind by the crash
     step = load_checkpoint(out)[1]["step"]
     c = subprocess.run([sys.executable, "-m", "tinyllm", "train", "--out", out, "--steps", str(step + 2), "--resume"],
                        env=env(), capture_output=True, text=True, timeout=120)
     assert c.returncode == 0, c.stderr
     assert f"resuming from step {step}/" in c.stdout
-    assert load_checkpoint(out)[1]["step"] == step + 2 and not os.path.exists(os.path.join(out, ".lock"))
+    assert load_checkpoint(out)[1]["step"] == step + 2 and not os.path.exists(os.path.join(out, LOCK_NAME))
 
 
 # -- bad data: one line, exit 2, nothing created --------------------------------------------------

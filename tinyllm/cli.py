@@ -116,6 +116,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=S, help="seed for weights, batches and dropout (default 0)")
     g.add_argument("--out", default=S, metavar="DIR", help="output directory (default out)")
     g.add_argument("--resume", action="store_true", default=S, help="continue from the checkpoint in --out")
+    g.add_argument("--overwrite", action="store_true", default=S,
+                   help="replace an earlier run in --out (without it, a new run there is refused)")
     g.add_argument("--config", metavar="FILE.toml", default=None,
                    help="read settings from a TOML file (keys as the flags, e.g. n_layer = 6); flags override it")
 

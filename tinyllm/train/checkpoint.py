@@ -5,11 +5,18 @@ Layout of an output directory:
     checkpoint.json              the commit point: names the tensor file, its size
                                  and sha256, every tensor's dtype and shape, and
                                  the caller's meta (config, tokenizer, step, RNG ...)
-    ckpt-<step>-<tag>.safetensors weights + optimizer state (no pickle; PyTorch reads it)
+    ckpt-<step>-<run>-<tag>.safetensors  weights + optimizer state (no pickle; PyTorch reads it)
 
 A save writes the new tensor file (temp file, fsync, rename, fsync of the
-directory), then atomically replaces checkpoint.json, then deletes older
-tensor files. A SIGKILL at any moment therefore leaves either the old or the
+directory), then atomically replaces checkpoint.json, then deletes the older
+tensor files of the same run.
+
+Only files this run wrote are ever removed: every file a save creates carries
+the run's id (8 hex digits, kept in checkpoint.json as "run_id"), and the
+cleanup after a commit removes only the previous checkpoint's tensor file
+(when it belongs to this run, or to the run being replaced) and temp / tensor
+files that carry this run's id. A user's own files in --out (even ones named
+like ours) are never touched, so --out . is safe. A SIGKILL at any moment therefore leaves either the old or the
 new checkpoint.json, and the file it names is complete: the last complete
 checkpoint always loads. Loading verifies size, hash, dtypes and shapes and
 refuses anything else with one CheckpointError line saying what to do.
@@ -34,8 +41,12 @@ FORMAT = "tinyllm-checkpoint"
 VERSION = 1
 INDEX = "checkpoint.json"
 MAX_INDEX_BYTES = 256 * 1024 * 1024
-_TENSOR_FILE = re.compile(r"ckpt-\d{8,}-[0-9a-f]{8}\.safetensors")
+# ckpt-<step>-<run id>-<tag> (tinyllm 0.1 wrote ckpt-<step>-<tag>: still read)
+_TENSOR_FILE = re.compile(r"ckpt-\d{8,}-(?:[0-9a-f]{8}-)?[0-9a-f]{8}\.safetensors")
+_RUN_ID = re.compile(r"[0-9a-f]{8}")
 _TMP_PREFIX = ".tmp-"
+# files a run keeps in its output directory besides the tensor files
+RUN_FILES = ("checkpoint.json", "log.jsonl", "loss.png")
 
 
 class CheckpointError(ValueError):
@@ -123,8 +134,18 @@ def prepare_output_dir(out_dir: str) -> None:
         _remove(probe)
 
 
-def save_checkpoint(out_dir: str, tensors: dict, meta: dict) -> None:
-    """Write tensors (host NumPy arrays) + meta (JSON-able) as the new checkpoint of out_dir.
+def new_run_id() -> str:
+    return secrets.token_hex(4)
+
+
+def save_checkpoint(out_dir: str, tensors: dict, meta: dict, run_id: str | None = None,
+                    replaces: str | None = None) -> str:
+    """Write tensors (host NumPy arrays) + meta (JSON-able) as the new checkpoint of out_dir; -> run_id.
+
+    run_id names the run the files belong to (None: continue the run whose
+    checkpoint is in out_dir, else a new id). `replaces` is the id of an
+    earlier run in out_dir that this one replaces (--overwrite): its committed
+    tensor file is removed after this commit too.
 
     On an OSError (disk full, permission, read-only) nothing is half-written:
     temp files are removed, the previous checkpoint stays as it was, and an
@@ -139,21 +160,26 @@ def save_checkpoint(out_dir: str, tensors: dict, meta: dict) -> None:
     # Serialise meta before touching the disk: a non-JSON value must not leave files behind.
     json.dumps(meta)
     delay = _delay()
-    name = f"ckpt-{step:08d}-{secrets.token_hex(4)}.safetensors"
+    previous = committed_file(out_dir)  # (run id, tensor file) of the checkpoint being replaced
+    if run_id is None:
+        run_id = previous[0] if previous[0] else new_run_id()
+    if not _RUN_ID.fullmatch(str(run_id)):
+        raise ValueError(f"run_id must be 8 hex digits, got {run_id!r}")
+    name = f"ckpt-{step:08d}-{run_id}-{secrets.token_hex(4)}.safetensors"
     final = os.path.join(out_dir, name)
     tmp = os.path.join(out_dir, f"{_TMP_PREFIX}{name}")
-    tmp_index = os.path.join(out_dir, f"{_TMP_PREFIX}{INDEX}-{secrets.token_hex(4)}")
+    tmp_index = os.path.join(out_dir, f"{_TMP_PREFIX}{INDEX}-{run_id}-{secrets.token_hex(4)}")
     committed = False
     try:
         os.makedirs(out_dir, exist_ok=True)
-        _clean_temps(out_dir)
+        _clean_temps(out_dir, run_id)
         size, sha = _write_file(tmp, blob, delay)
         os.replace(tmp, final)
         _fsync_dir(out_dir)
         if delay:
             time.sleep(delay)
-        index = {"format": FORMAT, "version": VERSION, "file": name, "size": size, "sha256": sha,
-                 "tensors": manifest, "saved_at": time.time(), "meta": meta}
+        index = {"format": FORMAT, "version": VERSION, "run_id": run_id, "file": name, "size": size,
+                 "sha256": sha, "tensors": manifest, "saved_at": time.time(), "meta": meta}
         _write_file(tmp_index, json.dumps(index, indent=1).encode("utf-8"), delay)
         os.replace(tmp_index, os.path.join(out_dir, INDEX))  # the commit point
         committed = True
@@ -165,20 +191,56 @@ def save_checkpoint(out_dir: str, tensors: dict, meta: dict) -> None:
         _remove(tmp_index)
         if not committed:
             _remove(final)
-    _clean_old(out_dir, keep=name)
+    prev_run, prev_file = previous
+    if prev_file and prev_file != name and (prev_run in (run_id, replaces) or (prev_run is None and replaces)):
+        _remove(os.path.join(out_dir, prev_file))  # the checkpoint this one supersedes
+    _clean_old(out_dir, run_id, keep=name)
+    return run_id
 
 
-def _clean_temps(out_dir: str) -> None:
-    """Temp files left by a killed writer (the run lock guarantees none is being written now)."""
+def committed_file(out_dir: str) -> tuple:
+    """(run id or None, tensor file name or None) of the committed checkpoint in out_dir; (None, None)
+    when there is none or it is unreadable (then nothing of it is ever removed)."""
+    try:
+        with open(os.path.join(out_dir, INDEX), "rb") as f:
+            index = json.loads(f.read(MAX_INDEX_BYTES).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None, None
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        return None, None
+    run, name = index.get("run_id"), index.get("file")
+    run = run if isinstance(run, str) and _RUN_ID.fullmatch(run) else None
+    name = name if isinstance(name, str) and _TENSOR_FILE.fullmatch(name) else None
+    return run, name
+
+
+def _ours(f: str, run_id: str) -> bool:
+    """A tensor or temp file that a save of run `run_id` wrote (its name carries the id)."""
+    if f.startswith(_TMP_PREFIX):
+        rest = f[len(_TMP_PREFIX):]
+        return (_TENSOR_FILE.fullmatch(rest) is not None and f"-{run_id}-" in rest) or \
+            rest.startswith(f"{INDEX}-{run_id}-")
+    return _TENSOR_FILE.fullmatch(f) is not None and f.split("-")[2] == run_id and f.count("-") == 3
+
+
+def _clean_temps(out_dir: str, run_id: str) -> None:
+    """Temp files left by a killed writer of this run (the run lock guarantees none is being written now)."""
     for f in os.listdir(out_dir):
-        if f.startswith(_TMP_PREFIX):
+        if f.startswith(_TMP_PREFIX) and _ours(f, run_id):
             _remove(os.path.join(out_dir, f))
 
 
-def _clean_old(out_dir: str, keep: str) -> None:
+def _clean_old(out_dir: str, run_id: str, keep: str) -> None:
+    """This run's superseded tensor files (also orphans of a writer killed before its commit)."""
     for f in os.listdir(out_dir):
-        if _TENSOR_FILE.fullmatch(f) and f != keep:
+        if f != keep and not f.startswith(_TMP_PREFIX) and _ours(f, run_id):
             _remove(os.path.join(out_dir, f))
+
+
+def run_files(out_dir: str) -> list:
+    """The files of an earlier run in out_dir (checkpoint.json, log.jsonl, loss.png) that a new run would
+    replace or mix with."""
+    return [f for f in RUN_FILES if os.path.lexists(os.path.join(out_dir, f))]
 
 
 # -- reading -------------------------------------------------------------------------------------

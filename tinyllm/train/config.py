@@ -62,6 +62,7 @@ class TrainConfig:
     seed: int = 0                  # weights, batches and dropout
     out: str = "out"               # output directory: checkpoint, log.jsonl, loss.png
     resume: bool = False           # continue from the checkpoint in `out`
+    overwrite: bool = False        # replace an earlier run in `out` (else a fresh run there is refused)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -158,6 +159,8 @@ class TrainConfig:
              f"min_lr (--min-lr {self.min_lr}) is above the peak lr ({self.peak_lr}); lower --min-lr")
         need(isinstance(self.model_args, dict), "model_args must be a dict of model config fields")
         need(isinstance(self.out, str) and self.out.strip() != "", "out (--out) must be a directory path")
+        need(not (self.resume is True and self.overwrite is True),
+             "--resume continues the run in --out and --overwrite replaces it; pass only one")
         need(not (os.path.exists(self.out) and not os.path.isdir(self.out)),
              f"output path {self.out!r} is a file, not a directory; point --out at a directory")
         need(isinstance(self.device, str), f"device must be a string such as 'cpu' or 'cuda', got {self.device!r}")

@@ -1,6 +1,6 @@
 """One training run per output directory.
 
-RunLock(out_dir) holds an exclusive fcntl.flock on out_dir/.lock, which
+RunLock(out_dir) holds an exclusive fcntl.flock on out_dir/.tinyllm-lock, which
 records pid, hostname and start time. The kernel drops a flock when its
 process dies (SIGKILL included), so a lock left by a crashed run is simply
 taken over; a second live run gets a LockError naming the holder. Where
@@ -22,7 +22,7 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-LOCK_NAME = ".lock"
+LOCK_NAME = ".tinyllm-lock"
 
 
 class LockError(ValueError):
@@ -48,6 +48,25 @@ def _read_holder(path: str) -> dict:
         return d if isinstance(d, dict) else {}
     except (OSError, ValueError):
         return {}
+
+
+def _foreign(path: str) -> bool:
+    """A file at the lock's path that no tinyllm run wrote (never truncate or remove a user's file).
+    Empty counts as ours: a run killed between creating and writing it."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(4096)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    if not raw:
+        return False
+    try:
+        d = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return True
+    return not (isinstance(d, dict) and {"pid", "host", "started"} <= set(d))
 
 
 def _holder_text(d: dict) -> str:
@@ -77,7 +96,34 @@ class RunLock:
         raise LockError(f"output directory {self.out_dir!r} is in use by another run: {_holder_text(holder)}; "
                         f"wait for it to finish, stop it, or point --out at another directory")
 
+    def check(self) -> None:
+        """Raise LockError if a live run holds out_dir now; changes nothing on disk."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return  # no lock file (or unreadable: acquire() will say so)
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as e:
+                    if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        self._refuse(_read_holder(self.path))
+                    return
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            else:
+                prev = _read_holder(self.path)
+                pid = prev.get("pid")
+                if isinstance(pid, int) and (prev.get("host") != socket.gethostname() or _pid_alive(pid)):
+                    self._refuse(prev)
+        finally:
+            os.close(fd)
+
     def acquire(self) -> "RunLock":
+        if os.path.lexists(self.path) and (not os.path.isfile(self.path) or os.path.islink(self.path)
+                                           or _foreign(self.path)):
+            raise OutputDirError(f"{self.path!r} exists and was not written by tinyllm; tinyllm keeps its run lock "
+                                 f"there: move that file, or point --out at another directory")
         try:
             os.makedirs(self.out_dir, exist_ok=True)
             return self._acquire_flock() if fcntl is not None else self._acquire_excl()

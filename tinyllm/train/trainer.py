@@ -30,8 +30,9 @@ from ..nn import Dropout
 from ..optim import SGD, Adam, AdamW, clip_grad_norm, decay_groups, make_schedule
 from ..sample import complete
 from ..tensor import no_grad
-from .checkpoint import (CheckpointError, check_tensors, check_tokenizer, has_checkpoint, load_checkpoint,
-                         output_dir_error, prepare_output_dir, save_checkpoint)
+from .checkpoint import (CheckpointError, OutputDirError, check_tensors, check_tokenizer, committed_file,
+                         has_checkpoint, load_checkpoint, new_run_id, output_dir_error, prepare_output_dir,
+                         run_files, save_checkpoint)
 from .config import SIZE_FIELDS, ConfigError, TrainConfig
 from .guards import InterruptGuard, NonFiniteError, check_finite, oom_message
 from .lock import RunLock
@@ -127,6 +128,7 @@ class Trainer:
         self.tokenizer = ds.tokenizer
         self.data_info = {"spec": cfg.data, "lines": cfg.lines, "name": ds.name, "train_tokens": len(ds.train),
                           "val_tokens": len(ds.val), "fingerprint": _fingerprint(ds)}
+        self.run_id, self._replaces = new_run_id(), None  # the id every file this run writes carries
         ckpt = self._read_resume() if cfg.resume else None
         if ckpt is not None:
             self.model_name = ckpt[1]["model"]
@@ -138,6 +140,8 @@ class Trainer:
             self.model = build_model(cfg.model, mcfg, device=self.backend, seed=cfg.seed)
         self.block_size = self.model.config.block_size
         self._check_lengths(self.block_size)
+        if ckpt is None:
+            self._check_fresh_out()
         self.optimizer = make_optimizer(cfg, self.model)
         self.schedule = make_schedule(cfg.schedule, cfg.peak_lr, cfg.steps, cfg.warmup_steps, cfg.min_lr)
         self.rng = self.backend.rng(cfg.seed)  # batch draws
@@ -165,6 +169,20 @@ class Trainer:
             raise DataError(f"{src} is too short for block_size {block}: its {split} split has {n} tokens and "
                             f"needs at least block_size + 1 = {block + 1}; use a longer file or a smaller --block-size")
 
+    def _check_fresh_out(self) -> None:
+        """A new run never replaces or mixes with an earlier one unless asked (--overwrite)."""
+        cfg = self.config
+        found = run_files(cfg.out) if os.path.isdir(cfg.out) else []
+        if not found:
+            return
+        RunLock(cfg.out).check()  # a live run there: say that, not "holds a run"
+        if not cfg.overwrite:
+            how = "pass --resume to continue it, another --out," if "checkpoint.json" in found else \
+                "pass another --out,"
+            raise OutputDirError(f"output directory {cfg.out!r} already holds a training run ({', '.join(found)}); "
+                                 f"{how} or --overwrite to replace it")
+        self._replaces = committed_file(cfg.out)[0] or "legacy"
+
     def _read_resume(self):
         cfg = self.config
         if not has_checkpoint(cfg.out) and not os.path.isdir(cfg.out):
@@ -183,6 +201,7 @@ class Trainer:
         if fp is not None and fp != self.data_info["fingerprint"]:
             self._warn("the data differs from the data the checkpoint was trained on (same tokenizer); "
                        "resuming, but this is not an exact continuation")
+        self.run_id = committed_file(cfg.out)[0] or self.run_id  # continue writing as that run
         return tensors, meta
 
     def _check_resume_sizes(self, meta: dict) -> None:
@@ -204,7 +223,7 @@ class Trainer:
         meta = {
             "model": self.model_name, "config": self.model.config.to_dict(),
             "tokenizer": self.tokenizer.to_dict(), "step": self.step,
-            "train": {**self.config.to_dict(), "resume": False}, "data": self.data_info,
+            "train": {**self.config.to_dict(), "resume": False, "overwrite": False}, "data": self.data_info,
             "rng": {"batch": self.rng.get_state(),
                     "dropout": [d.rng.get_state() if d.rng is not None else None for d in self.dropouts]},
             "optim": {"kind": self.config.optimizer, "step_count": self.optimizer.step_count},
@@ -239,7 +258,8 @@ class Trainer:
                                   f"resume with the settings it was trained with, or start a new run") from None
 
     def save(self) -> None:
-        save_checkpoint(self.out, *self.state())
+        save_checkpoint(self.out, *self.state(), run_id=self.run_id, replaces=self._replaces)
+        self._replaces = None
 
     # -- output -----------------------------------------------------------------------------
     def _print(self, line: str) -> None:
@@ -252,6 +272,12 @@ class Trainer:
 
     def _warn(self, line: str) -> None:
         print(f"warning: {line}", file=sys.stderr, flush=True)
+
+    def _start_new_log(self) -> None:
+        try:
+            open(os.path.join(self.out, LOG_NAME), "w", encoding="utf-8").close()
+        except OSError as e:
+            raise output_dir_error(self.out, e, f"write the training log {LOG_NAME}") from None
 
     def _log_record(self, rec: dict) -> None:
         rec = {"time": round(time.time(), 3), **rec}
@@ -300,12 +326,10 @@ class Trainer:
         """Train to config.steps (or stop early at step `until`, checkpointing there)."""
         cfg = self.config
         end = cfg.steps if until is None else max(self.step, min(int(until), cfg.steps))
-        fresh_over_old = self.step == 0 and not cfg.resume and has_checkpoint(self.out)
         prepare_output_dir(self.out)  # OutputDirError: unwritable / a file
         with RunLock(self.out):
-            if fresh_over_old:
-                self._warn(f"{self.out}/ holds a checkpoint from an earlier run; this new run will replace it "
-                           f"(use --resume to continue that one instead)")
+            if self._replaces is not None and self.step == 0 and not self.evals:
+                self._start_new_log()  # --overwrite: the earlier run's log is not continued
             self._print(self.describe())
             if self.step > 0:
                 self._print(f"resuming from step {self.step}/{cfg.steps}")
