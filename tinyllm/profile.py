@@ -6,9 +6,10 @@
             opt.step()
     print(prof.table(steps=1))
 
-Inside the block every registered op (tinyllm/ops) is swapped for a timed
-wrapper and every backward closure an op records is wrapped too; on exit
-the originals are put back, so the overhead when profiling is off is zero.
+Inside the block the op registry routes every op call through the profiler
+(tinyllm/ops/registry.py: set_hook), so an op is timed however it was
+imported, and the backward closure each op records is wrapped too; on exit
+the hook is removed (when off, profiling costs one check per op call).
 Times are exclusive: an op that calls another op (transpose -> permute) is
 charged only for its own work. `sync` (e.g. backend.synchronize) runs
 before each clock read so asynchronous devices are timed honestly.
@@ -16,11 +17,10 @@ before each clock read so asynchronous devices are timed honestly.
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from dataclasses import dataclass, field
 
-from .ops.registry import OPS
+from .ops.registry import set_hook
 from .tensor import Tensor
 
 _active = None  # the running Profile (profiles do not nest)
@@ -98,13 +98,18 @@ def format_table(rows, indent: str = "") -> str:
     return "\n".join(indent + line for line in lines)
 
 
-def _op_wrapper(prof: Profile, name: str, fn):
-    def timed(*args, **kwargs):
-        return prof._timed(prof.forward, name, fn, *args, **kwargs)
+def _timed_backward(prof: Profile, name: str, out, args):
+    """Charge out's backward closure to op `name`, unless an inner op already claimed it
+    (transpose returns permute's output) or out is one of the inputs (dropout off)."""
+    bwd = getattr(out, "_backward", None)
+    if bwd is None or getattr(bwd, "_profiled", False) or any(out is a for a in args):
+        return
 
-    timed.__wrapped__ = fn
-    timed.__name__ = fn.__name__
-    return timed
+    def timed(g):
+        return prof._timed(prof.backward, name, bwd, g)
+
+    timed._profiled = True
+    out._backward = timed
 
 
 @contextlib.contextmanager
@@ -118,26 +123,13 @@ def profile(sync=None, clock=time.perf_counter):
     if _active is not None:
         raise RuntimeError("profile() blocks do not nest")
     prof = Profile(sync=sync, clock=clock)
-    originals = set(map(id, OPS.values()))
-    patched = []  # (module, attribute, original)
-    for mod_name, mod in list(sys.modules.items()):
-        if mod is None or not (mod_name == "tinyllm" or mod_name.startswith("tinyllm.")):
-            continue
-        for attr, val in list(vars(mod).items()):
-            if id(val) in originals and attr in OPS and OPS[attr] is val:
-                patched.append((mod, attr, val))
-                setattr(mod, attr, _op_wrapper(prof, attr, val))
-    make = Tensor.__dict__["_make"]
+
+    def hook(name, fn, args, kwargs):
+        out = prof._timed(prof.forward, name, fn, *args, **kwargs)
+        _timed_backward(prof, name, out, args)
+        return out
+
     backward = Tensor.backward
-
-    def timed_make(cls, data, backend, parents=(), bwd=None):
-        if bwd is not None:
-            name = prof._stack[-1][0] if prof._stack else "(no op)"
-            inner = bwd
-
-            def bwd(g):
-                return prof._timed(prof.backward, name, inner, g)
-        return make.__func__(cls, data, backend, parents, bwd)
 
     def timed_backward(self, grad=None):
         # the engine's own time (sort, accumulation) = this section minus the closures
@@ -151,14 +143,12 @@ def profile(sync=None, clock=time.perf_counter):
             row[0] += prof._now() - t0 - closures
             row[1] += 1
 
-    Tensor._make = classmethod(timed_make)
+    previous = set_hook(hook)
     Tensor.backward = timed_backward
     _active = prof
     try:
         yield prof
     finally:
-        Tensor._make = make
         Tensor.backward = backward
-        for mod, attr, val in patched:
-            setattr(mod, attr, val)
+        set_hook(previous)
         _active = None

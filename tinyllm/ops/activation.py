@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
+from .kernels import kernel, reference
 from .registry import op
 
 
@@ -10,25 +11,34 @@ def softmax_data(xp, d, axis=-1):
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
-@op
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    xp = x.xp
-    y = softmax_data(xp, x.data, axis)
+@reference("softmax")
+def softmax_kernel(xp, x, axis):
+    y = softmax_data(xp, x, axis)
 
     def backward(g):
         return (y * (g - xp.sum(g * y, axis=axis, keepdims=True)),)
 
-    return Tensor._make(y, x.backend, (x,), backward)
+    return y, backward
 
 
-@op
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    xp = x.xp
-    d = x.data
-    z = d - xp.max(d, axis=axis, keepdims=True)
+@reference("log_softmax")
+def log_softmax_kernel(xp, x, axis):
+    z = x - xp.max(x, axis=axis, keepdims=True)
     out = z - xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True))
 
     def backward(g):
         return (g - xp.exp(out) * xp.sum(g, axis=axis, keepdims=True),)
 
+    return out, backward
+
+
+@op
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    out, backward = kernel(x.backend, "softmax")(x.xp, x.data, axis)
+    return Tensor._make(out, x.backend, (x,), backward)
+
+
+@op
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    out, backward = kernel(x.backend, "log_softmax")(x.xp, x.data, axis)
     return Tensor._make(out, x.backend, (x,), backward)

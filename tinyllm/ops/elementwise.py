@@ -5,6 +5,7 @@ import math
 
 from ..tensor import Tensor
 from ._util import lift, unbroadcast
+from .kernels import kernel, reference
 from .registry import op
 
 
@@ -135,24 +136,25 @@ def relu(x: Tensor) -> Tensor:
 
 
 _GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_A = 0.044715
+
+
+@reference("gelu")
+def gelu_kernel(xp, x):
+    """GELU, tanh approximation (no erf in the standard)."""
+    t = xp.tanh(_GELU_C * (x + _GELU_A * x * x * x))
+    out = 0.5 * x * (1.0 + t)
+
+    def backward(g):
+        dt = _GELU_C * (1.0 + 3 * _GELU_A * x * x)
+        return (g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dt),)
+
+    return out, backward
 
 
 @op
 def gelu(x: Tensor) -> Tensor:
-    """GELU, tanh approximation (no erf in the standard)."""
-    fast = x.backend.fast
-    if fast is not None and hasattr(fast, "gelu"):
-        out, bwd = fast.gelu(x.data)
-        return Tensor._make(out, x.backend, (x,), lambda g: (bwd(g),))
-    xp = x.xp
-    d = x.data
-    t = xp.tanh(_GELU_C * (d + 0.044715 * d * d * d))
-    out = 0.5 * d * (1.0 + t)
-
-    def backward(g):
-        dt = _GELU_C * (1.0 + 3 * 0.044715 * d * d)
-        return (g * (0.5 * (1.0 + t) + 0.5 * d * (1.0 - t * t) * dt),)
-
+    out, backward = kernel(x.backend, "gelu")(x.xp, x.data)
     return Tensor._make(out, x.backend, (x,), backward)
 
 

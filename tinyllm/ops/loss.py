@@ -3,7 +3,25 @@ from __future__ import annotations
 
 from ..tensor import Tensor
 from ._util import lift, raw
+from .kernels import kernel, reference
 from .registry import op
+
+
+@reference("cross_entropy")
+def cross_entropy_kernel(xp, z, t):
+    """z (N, V), t (N,) int -> per-row loss (N,); backward(scale (N,)) -> (dz,)."""
+    m = xp.max(z, axis=-1, keepdims=True)
+    e = xp.exp(z - m)
+    s = xp.sum(e, axis=-1, keepdims=True)
+    picked = xp.take_along_axis(z, t[:, None], axis=-1)  # (N, 1)
+    loss_rows = (xp.log(s) + m - picked)[:, 0]  # (N,)
+
+    def backward(scale_rows):
+        p = e / s
+        onehot = t[:, None] == xp.arange(z.shape[-1], dtype=t.dtype)[None, :]
+        return ((p - xp.astype(onehot, p.dtype)) * scale_rows[:, None],)
+
+    return loss_rows, backward
 
 
 @op
@@ -25,21 +43,7 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None) -> T
     if ignore_index is not None:
         valid = t != ignore_index
         t = xp.where(valid, t, xp.zeros_like(t))
-    fast = backend.fast
-    if fast is not None and hasattr(fast, "cross_entropy"):
-        loss_rows, bwd = fast.cross_entropy(z, t)
-    else:
-        m = xp.max(z, axis=-1, keepdims=True)
-        e = xp.exp(z - m)
-        s = xp.sum(e, axis=-1, keepdims=True)
-        picked = xp.take_along_axis(z, t[:, None], axis=-1)  # (N, 1)
-        loss_rows = (xp.log(s) + m - picked)[:, 0]  # (N,)
-
-        def bwd(scale_rows):
-            p = e / s
-            onehot = t[:, None] == xp.arange(v, dtype=t.dtype)[None, :]
-            return (p - xp.astype(onehot, p.dtype)) * scale_rows[:, None]
-
+    loss_rows, rows_backward = kernel(backend, "cross_entropy")(xp, z, t)
     if valid is not None:
         w = xp.astype(valid, z.dtype)
         n = xp.sum(w)
@@ -55,7 +59,8 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None) -> T
         scale = g / n if w is None else w * (g / n)
         if w is None:
             scale = xp.broadcast_to(xp.reshape(scale, (1,)), (z.shape[0],))
-        return (xp.reshape(bwd(scale), shape),)
+        (dz,) = rows_backward(scale)
+        return (xp.reshape(dz, shape),)
 
     return Tensor._make(loss, backend, (logits,), backward)
 

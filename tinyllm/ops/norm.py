@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
+from .kernels import kernel, reference
 from .registry import op
 
 
@@ -10,57 +11,65 @@ def _sum_lead(xp, g, n):
     return xp.sum(xp.reshape(g, (-1, n)), axis=0)
 
 
-@op
-def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    xp = x.xp
-    d = x.data
-    n = d.shape[-1]
-    fast = x.backend.fast
-    if fast is not None and hasattr(fast, "layer_norm"):
-        out, bwd = fast.layer_norm(d, None if weight is None else weight.data, None if bias is None else bias.data, eps)
-    else:
-        mu = xp.mean(d, axis=-1, keepdims=True)
-        xc = d - mu
-        rstd = 1.0 / xp.sqrt(xp.mean(xc * xc, axis=-1, keepdims=True) + eps)
-        xhat = xc * rstd  # (..., C)
-        out = xhat
-        if weight is not None:
-            out = out * weight.data
-        if bias is not None:
-            out = out + bias.data
-
-        def bwd(g):
-            gw = _sum_lead(xp, g * xhat, n) if weight is not None else None
-            gb = _sum_lead(xp, g, n) if bias is not None else None
-            dxhat = g * weight.data if weight is not None else g
-            dx = rstd * (dxhat - xp.mean(dxhat, axis=-1, keepdims=True)
-                         - xhat * xp.mean(dxhat * xhat, axis=-1, keepdims=True))
-            return dx, gw, gb
-
-    parents = (x,) + tuple(t for t in (weight, bias) if t is not None)
+@reference("layer_norm")
+def layer_norm_kernel(xp, x, w, b, eps):
+    n = x.shape[-1]
+    mu = xp.mean(x, axis=-1, keepdims=True)
+    xc = x - mu
+    rstd = 1.0 / xp.sqrt(xp.mean(xc * xc, axis=-1, keepdims=True) + eps)
+    xhat = xc * rstd  # (..., C)
+    out = xhat
+    if w is not None:
+        out = out * w
+    if b is not None:
+        out = out + b
 
     def backward(g):
-        dx, gw, gb = bwd(g)
-        return (dx,) + tuple(v for v, t in ((gw, weight), (gb, bias)) if t is not None)
+        gw = _sum_lead(xp, g * xhat, n) if w is not None else None
+        gb = _sum_lead(xp, g, n) if b is not None else None
+        dxhat = g * w if w is not None else g
+        dx = rstd * (dxhat - xp.mean(dxhat, axis=-1, keepdims=True)
+                     - xhat * xp.mean(dxhat * xhat, axis=-1, keepdims=True))
+        return dx, gw, gb
 
-    return Tensor._make(out, x.backend, parents, backward)
+    return out, backward
+
+
+@reference("rms_norm")
+def rms_norm_kernel(xp, x, w, eps):
+    n = x.shape[-1]
+    rrms = 1.0 / xp.sqrt(xp.mean(x * x, axis=-1, keepdims=True) + eps)
+    xhat = x * rrms  # (..., C)
+    out = xhat * w if w is not None else xhat
+
+    def backward(g):
+        dxhat = g * w if w is not None else g
+        dx = rrms * (dxhat - xhat * xp.mean(dxhat * xhat, axis=-1, keepdims=True))
+        return dx, (_sum_lead(xp, g * xhat, n) if w is not None else None)
+
+    return out, backward
+
+
+def _normed(x: Tensor, params: tuple, out, backward) -> Tensor:
+    """The output Tensor; the kernel's gradients for absent (None) parameters are dropped."""
+    parents = (x,) + tuple(p for p in params if p is not None)
+    if len(parents) == 1 + len(params):
+        return Tensor._make(out, x.backend, parents, backward)
+    keep = (True,) + tuple(p is not None for p in params)
+    return Tensor._make(out, x.backend, parents, lambda g: tuple(d for d, k in zip(backward(g), keep) if k))
+
+
+def _data(t):
+    return None if t is None else t.data
+
+
+@op
+def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    out, backward = kernel(x.backend, "layer_norm")(x.xp, x.data, _data(weight), _data(bias), eps)
+    return _normed(x, (weight, bias), out, backward)
 
 
 @op
 def rms_norm(x: Tensor, weight: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    xp = x.xp
-    d = x.data
-    n = d.shape[-1]
-    rrms = 1.0 / xp.sqrt(xp.mean(d * d, axis=-1, keepdims=True) + eps)
-    xhat = d * rrms  # (..., C)
-    out = xhat * weight.data if weight is not None else xhat
-
-    def backward(g):
-        dxhat = g * weight.data if weight is not None else g
-        dx = rrms * (dxhat - xhat * xp.mean(dxhat * xhat, axis=-1, keepdims=True))
-        if weight is None:
-            return (dx,)
-        return dx, _sum_lead(xp, g * xhat, n)
-
-    parents = (x,) if weight is None else (x, weight)
-    return Tensor._make(out, x.backend, parents, backward)
+    out, backward = kernel(x.backend, "rms_norm")(x.xp, x.data, _data(weight), eps)
+    return _normed(x, (weight,), out, backward)
