@@ -1,30 +1,42 @@
 """Fused CPU kernels in plain NumPy: fewer passes, fewer temporaries.
 
-The standard-only ops in tinyllm/ops are the reference (they run on the
-strict backend); these kernels compute the same values with in-place
-updates into buffers the kernel owns, `out=` arguments, and reductions
-picked for speed (a matmul with a ones vector sums short rows far faster
-than np.sum over a 64-wide last axis). NumPy's float32 exp/tanh are SIMD,
-so a handful of whole-array passes beats a scalar JIT loop on this CPU
-(numba has no SVML here: its tanh loop ran 4x slower than np.tanh).
-
-Why not numba: measured on this machine (Zen 4, numba 0.61, no SVML), a
-numba GELU loop did not vectorize and took 1.6 ms against 0.4 ms for the
-NumPy passes below, so the fast path needs nothing beyond NumPy.
-
+Each kernel has the signature written down in backends/kernels.py and the
+same values as the op's standard-only reference in tinyllm/ops (which the
+strict backend runs); tests/test_fast_paths.py holds every kernel here to
+its reference. They use in-place updates into buffers the kernel owns,
+`out=` arguments, and reductions picked for speed (a matmul with a ones
+vector sums short rows far faster than np.sum over a 64-wide last axis).
 Every kernel is dtype-generic (float32 for training, float64 for the
 gradient checks) and keeps only what its backward needs.
+
+What was measured on this machine type (Xeon, AVX-512; NumPy 2.4) and left
+out: numexpr 2.14 (no VML in its wheel) took 13-15 ms for a GELU that these
+NumPy passes do in 1.1 ms (its tanh is a scalar loop; even plain arithmetic
+ran at half NumPy's speed), and a numba 0.68 loop 15 ms (its PyPI llvmlite
+has no SVML, so tanh is not vectorized). NumPy's own SIMD tanh/exp run at
+about 0.5 ns an element, so a handful of whole-array passes wins.
+
+Attention is blocked (flash-style) once the context is longer than one
+block: the (Tq, Tk) score matrix is never held whole, the forward keeps only
+each row's log-sum-exp, and the backward recomputes a block of scores at a
+time, so memory grows linearly with the context; fully masked blocks of a
+causal mask are skipped, which also halves the work.
+
+BLAS threads follow one policy (backends/threads.py), refreshed from the
+matmul kernel, so every op that reaches BLAS runs under it.
 """
 from __future__ import annotations
 
 import math
-import os
 import sys
 
 import numpy as np
 
+from .threads import ThreadPolicy
+
 _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_A = 0.044715
+ATTENTION_BLOCK = 64  # query/key rows per attention block (contexts up to this run unblocked)
 
 
 def _rowsum(a):
@@ -56,48 +68,81 @@ def _rowmax(a):
     return m
 
 
+def _unbroadcast(g, shape):
+    """Sum g down to `shape`, undoing broadcasting over leading or size-1 axes."""
+    if g.shape == tuple(shape):
+        return g
+    extra = g.ndim - len(shape)
+    if extra > 0:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+def _mask_out(s, visible):
+    """s[..., i, j] = -inf where visible[i, j] is False (visible broadcasts over leading axes)."""
+    np.copyto(s, -np.inf, where=~visible)
+
+
 class NumpyFast:
-    """The fused kernels the ops look for (see backends/base.py: Backend.fast)."""
+    """The fused kernels of backends/kernels.py for NumPy, and the thread policy they run under."""
 
     name = "numpy"
 
-    def __init__(self):
-        self._masks: dict = {}
+    def __init__(self, threads: ThreadPolicy | None = None):
+        self.threads = threads if threads is not None else ThreadPolicy()
+
+    # -- matmul under the thread policy ----------------------------------------
+    def matmul(self, xp, a, b):
+        self.threads.refresh()
+        if a.ndim > 2 and b.ndim == 2:  # (..., K) @ (K, N): one (rows, K) @ (K, N) matmul
+            lead, (k, n) = a.shape[:-1], b.shape
+            a2 = a.reshape(-1, k)
+
+            def folded_backward(g, need=(True, True)):
+                g2 = g.reshape(-1, n)
+                ga = (g2 @ b.T).reshape(lead + (k,)) if need[0] else None
+                gb = a2.T @ g2 if need[1] else None
+                return ga, gb
+
+            return (a2 @ b).reshape(lead + (n,)), folded_backward
+
+        def backward(g, need=(True, True)):
+            ga = _unbroadcast(g @ np.swapaxes(b, -1, -2), a.shape) if need[0] else None
+            gb = _unbroadcast(np.swapaxes(a, -1, -2) @ g, b.shape) if need[1] else None
+            return ga, gb
+
+        return a @ b, backward
 
     # -- GELU (tanh form) -----------------------------------------------------
-    def gelu(self, x):
-        """-> (out, bwd(g) -> dx). Keeps x and t = tanh(...) for the backward."""
-        t = x * x
-        t *= _GELU_A
-        t += 1.0
-        t *= x
-        t *= _GELU_C
-        np.tanh(t, out=t)  # t = tanh(c (x + a x^3))
-        out = t + 1.0
-        out *= x
-        out *= 0.5
+    def gelu(self, xp, x):
+        """Keeps x and s = (1 + tanh(u)) / 2 for the backward; 8 passes forward, 9 back."""
+        s = x * x
+        s *= _GELU_C * _GELU_A
+        s += _GELU_C
+        s *= x
+        np.tanh(s, out=s)  # tanh(c (x + a x^3))
+        s *= 0.5
+        s += 0.5
+        out = x * s
 
-        def bwd(g):
-            # d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)
-            du = x * x
-            du *= 3.0 * _GELU_A
-            du += 1.0
-            du *= _GELU_C
-            r = t * t
-            np.subtract(1.0, r, out=r)
-            r *= x
-            r *= du
-            np.add(t, 1.0, out=du)
-            r += du
-            r *= 0.5
+        def backward(g):
+            # d/dx = s + x (1 - t^2) c (1 + 3 a x^2) / 2 = s + 2 c x (1 + 3 a x^2) s (1 - s)
+            p = x * x
+            p *= 6.0 * _GELU_C * _GELU_A
+            p += 2.0 * _GELU_C
+            p *= x
+            r = np.subtract(1.0, s, dtype=s.dtype)
+            r *= s
+            r *= p
+            r += s
             r *= g
-            return r
+            return (r,)
 
-        return out, bwd
+        return out, backward
 
     # -- layer norm over the last axis ---------------------------------------
-    def layer_norm(self, x, w, b, eps):
-        """-> (out, bwd(g) -> (dx, gw or None, gb or None))."""
+    def layer_norm(self, xp, x, w, b, eps):
         n = x.shape[-1]
         shape = x.shape
         x2 = x.reshape(-1, n)  # (N, C)
@@ -119,27 +164,26 @@ class NumpyFast:
         else:
             out = xhat
 
-        def bwd(g):
+        def backward(g):
             g2 = g.reshape(-1, n)
             ones = np.ones(g2.shape[0], dtype=g2.dtype)
             gw = ones @ (g2 * xhat) if w is not None else None  # column sums by matmul
             gb = ones @ g2 if b is not None else None
-            dxhat = g2 * w if w is not None else g2
+            dxhat = g2 * w if w is not None else g2.copy()
             a = _rowsum(dxhat)
             a *= 1.0 / n
             c = _rowdot(dxhat, xhat)
             c *= 1.0 / n
+            dxhat -= a  # dx = rstd (dxhat - a - xhat c)
             dx = xhat * c
             np.subtract(dxhat, dx, out=dx)
-            dx -= a
             dx *= rstd
             return dx.reshape(shape), gw, gb
 
-        return out.reshape(shape), bwd
+        return out.reshape(shape), backward
 
     # -- softmax + cross-entropy over rows -----------------------------------
-    def cross_entropy(self, z, t):
-        """z (N, V), t (N,) int -> (loss_rows (N,), bwd(scale_rows (N,)) -> dz)."""
+    def cross_entropy(self, xp, z, t):
         rows = np.arange(z.shape[0])
         m = np.max(z, axis=-1, keepdims=True)
         e = z - m
@@ -148,47 +192,18 @@ class NumpyFast:
         s = _rowsum(e)  # (N, 1)
         loss_rows = np.log(s[:, 0]) - picked
 
-        def bwd(scale_rows):
+        def backward(scale_rows):
             dz = e * (scale_rows[:, None] / s)  # softmax * scale
             dz[rows, t] -= scale_rows
-            return dz
+            return (dz,)
 
-        return loss_rows, bwd
+        return loss_rows, backward
 
-    # -- causal scaled-dot-product attention ---------------------------------
-    def _mask_bias(self, tq, tk, dtype):
-        """(tq, tk): 0 where query i may see key j (j <= i + tk - tq), -inf elsewhere."""
-        key = (tq, tk, dtype)
-        m = self._masks.get(key)
-        if m is None:
-            i = np.arange(tq)[:, None] + (tk - tq)
-            j = np.arange(tk)[None, :]
-            m = self._masks[key] = np.where(j <= i, 0.0, -np.inf).astype(dtype)
-        return m
-
-    def attention(self, q, k, v, causal, scale):
-        """q (B, nh, Tq, hs), k, v (B, nh, Tk, hs) -> (out, bwd(g) -> (dq, dk, dv))."""
-        tq, tk = q.shape[-2], k.shape[-2]
-        kt = np.swapaxes(k, -1, -2)
-        p = np.matmul(q * scale, kt)  # (B, nh, Tq, Tk) scores
-        if causal:
-            p += self._mask_bias(tq, tk, p.dtype)
-        p -= _rowmax(p)
-        np.exp(p, out=p)
-        p /= _rowsum(p)  # probabilities
-        out = p @ v  # (B, nh, Tq, hs)
-
-        def bwd(g):
-            dv = np.swapaxes(p, -1, -2) @ g  # (B, nh, Tk, hs)
-            ds = g @ np.swapaxes(v, -1, -2)  # dP (B, nh, Tq, Tk)
-            ds -= _rowdot(ds, p)
-            ds *= p
-            ds *= scale
-            dq = ds @ k
-            dk = np.swapaxes(ds, -1, -2) @ q
-            return dq, dk, dv
-
-        return out, bwd
+    # -- scaled-dot-product attention ----------------------------------------
+    def attention(self, xp, q, k, v, mask, scale):
+        if q.shape[-2] <= ATTENTION_BLOCK:
+            return _attention_whole(q, k, v, mask, scale)
+        return _attention_blocked(q, k, v, mask, scale, ATTENTION_BLOCK)
 
     # -- Adam / AdamW, in place ------------------------------------------------
     def adam_step(self, p, g, m, v, lr, b1, b2, eps, wd, t, decoupled):
@@ -213,6 +228,83 @@ class NumpyFast:
         p -= tmp
 
 
+
+
+def _attention_whole(q, k, v, mask, scale):
+    """Short contexts: the whole (Tq, Tk) probability matrix, kept for the backward."""
+    p = (q * scale) @ np.swapaxes(k, -1, -2)  # (B, nh, Tq, Tk) scores
+    if mask is not None:
+        _mask_out(p, mask)
+    p -= _rowmax(p)
+    np.exp(p, out=p)
+    p *= 1.0 / _rowsum(p)  # probabilities
+    out = p @ v  # (B, nh, Tq, hs)
+
+    def backward(g):
+        dv = np.swapaxes(p, -1, -2) @ g  # (B, nh, Tk, hs)
+        ds = (g * scale) @ np.swapaxes(v, -1, -2)  # dP * scale (B, nh, Tq, Tk): scale on the smaller side
+        ds -= _rowdot(ds, p)
+        ds *= p  # dS * scale
+        return ds @ k, np.swapaxes(ds, -1, -2) @ q, dv
+
+    return out, backward
+
+
+def _attention_blocked(q, k, v, mask, scale, blk):
+    """Flash-style: the forward over blocks of queries, the backward over blocks of
+    keys, each computing its (blk, Tk) or (blk, Tq) scores afresh; only the
+    per-row log-sum-exp is kept. A causal mask skips the blocks it hides whole."""
+    tq, tk = q.shape[-2], k.shape[-2]
+    off = tk - tq  # under the mask, query i sees key j when j <= i + off
+    qs = q * scale  # (B, nh, Tq, hs)
+    kt = np.swapaxes(k, -1, -2)
+    out = np.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)  # (B, nh, Tq, hs)
+    lse = np.empty(q.shape[:-1] + (1,), dtype=q.dtype)  # (B, nh, Tq, 1)
+    for i0 in range(0, tq, blk):
+        i1 = min(tq, i0 + blk)
+        kend = tk if mask is None else min(tk, i1 + off)  # keys past kend are hidden from the whole block
+        s = qs[..., i0:i1, :] @ kt[..., :kend]  # (B, nh, bq, kend)
+        c0 = max(0, i0 + off + 1)  # keys before c0 are visible to every query of the block
+        if mask is not None and c0 < kend:
+            _mask_out(s[..., c0:kend], mask[i0:i1, c0:kend])
+        m = _rowmax(s)
+        s -= m
+        np.exp(s, out=s)
+        total = _rowsum(s)
+        o = np.matmul(s, v[..., :kend, :], out=out[..., i0:i1, :])
+        o *= 1.0 / total  # normalize the (bq, hs) output, not the (bq, kend) probabilities
+        np.log(total, out=total)
+        np.add(total, m, out=lse[..., i0:i1, :])
+
+    def backward(g):
+        dd = np.swapaxes(_rowdot(g, out), -1, -2)  # (B, nh, 1, Tq): rowsum(P * dP) = g . out per query
+        lse_t = np.swapaxes(lse, -1, -2)  # (B, nh, 1, Tq)
+        qst, gt = np.swapaxes(qs, -1, -2), np.swapaxes(g, -1, -2)  # (B, nh, hs, Tq)
+        dq = np.zeros_like(q)
+        dk, dv = np.zeros_like(k), np.zeros_like(v)
+        for j0 in range(0, tk, blk):
+            j1 = min(tk, j0 + blk)
+            r0 = 0 if mask is None else max(0, j0 - off)  # the first query that sees a key of the block
+            if r0 >= tq:
+                continue
+            pt = k[..., j0:j1, :] @ qst[..., r0:]  # S^T (B, nh, bk, nq)
+            r1 = min(tq, j1 - 1 - off)  # queries from r1 on see the whole block
+            if mask is not None and r0 < r1:
+                _mask_out(pt[..., :r1 - r0], mask[r0:r1, j0:j1].T)
+            pt -= lse_t[..., r0:]
+            np.exp(pt, out=pt)  # P^T
+            np.matmul(pt, g[..., r0:, :], out=dv[..., j0:j1, :])
+            dst = v[..., j0:j1, :] @ gt[..., r0:]  # dP^T (B, nh, bk, nq)
+            dst -= dd[..., r0:]
+            dst *= pt  # dS^T
+            np.matmul(dst, qs[..., r0:, :], out=dk[..., j0:j1, :])
+            dq[..., r0:, :] += np.swapaxes(dst, -1, -2) @ k[..., j0:j1, :]
+        dq *= scale
+        return dq, dk, dv
+
+    return out, backward
+
+
 def tune_malloc() -> bool:
     """Keep freed array memory in the heap instead of handing it back to the OS.
 
@@ -221,10 +313,13 @@ def tune_malloc() -> bool:
     heap trimming), so each step re-faults every page: measured here that was
     ~9,000 page faults and 18 ms of system time in a 67 ms step (cpu-small, one
     thread). Serving blocks up to 32 MiB from the heap and trimming only above
-    256 MiB of free space removes all of it. glibc only; TINYLLM_MALLOC_TUNE=0
-    turns it off. Returns whether the settings were applied.
+    256 MiB of free space removes all of it.
+
+    It changes the whole process's allocator, so no import and no backend does
+    it: a program that trains calls it (`tinyllm train` and scripts/bench.py
+    do). glibc only; returns whether the settings were applied.
     """
-    if os.environ.get("TINYLLM_MALLOC_TUNE", "1") == "0" or not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux"):
         return False
     try:
         import ctypes
@@ -238,14 +333,6 @@ def tune_malloc() -> bool:
     return mallopt(M_TRIM_THRESHOLD, 256 * 2**20) == 1 and ok
 
 
-_TUNED = None
-
-
 def load_fast():
     """The CPU fast path (NumPy only, so it is always available)."""
-    global _TUNED
-    if _TUNED is None:
-        _TUNED = tune_malloc()
-    fast = NumpyFast()
-    fast.malloc_tuned = _TUNED
-    return fast
+    return NumpyFast()

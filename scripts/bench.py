@@ -2,7 +2,9 @@
 
     python scripts/bench.py                      # cpu-small, 1 thread and all cores
     python scripts/bench.py --preset gpu-baby --device cuda
-    python scripts/bench.py --preset sweep       # step time vs width and context (+ plot)
+    python scripts/bench.py --preset sweep       # step time and memory vs width and context (+ plot)
+    python scripts/bench.py --preset sweep-context --threads 1   # context 32 .. 1024 only
+    python scripts/bench.py --busy-core          # the same with one core kept busy (`yes`)
     python scripts/bench.py --json               # machine-readable
 
 Both frameworks get the same config, the same batches and the same initial
@@ -20,12 +22,22 @@ training steps, i.e. weights' gradients, optimizer state and activations,
 without the libraries themselves. A per-op profile of tinyllm's step
 (tinyllm.profile) shows where the time goes, and generate() is timed with
 and without the KV cache. torch is optional: without it tinyllm runs alone.
+
+The report starts with the machine: CPU model and vector extensions, and the
+BLAS NumPy runs (library, version, kernel architecture, threading layer, as
+threadpoolctl reports them), because the ratio depends on them. tinyllm's
+thread policy (backends/threads.py) may use fewer threads than allowed when
+other processes keep cores busy; the threads it had at the end are reported.
+Every worker turns on the allocator tuning a training program uses
+(backends.tune_malloc), as `tinyllm train` does.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -40,8 +52,9 @@ PRESETS = {
     "gpu-baby": dict(batch=64, block=256, n_layer=6, n_head=6, n_embd=384, vocab=65, dropout=0.2, bias=False),
 }
 SWEEP_BASE = dict(batch=12, block=64, n_layer=4, n_head=4, n_embd=128, vocab=65, dropout=0.0, bias=False)
-SWEEP_EMBD = (64, 128, 256, 512)       # at block 64
-SWEEP_BLOCK = (32, 64, 128, 256, 512)  # at n_embd 128
+SWEEP_EMBD = (64, 128, 256, 512)             # at block 64
+SWEEP_BLOCK = (32, 64, 128, 256, 512, 1024)  # at n_embd 128
+SWEEPS = ("sweep", "sweep-width", "sweep-context")
 GATE_RTOL = 1e-4
 
 
@@ -52,7 +65,7 @@ class UsageError(ValueError):
 # ----------------------------------------------------------------------------- parent
 def parse_args(argv):
     p = argparse.ArgumentParser(description="tinyllm vs PyTorch: one GPT training step, side by side")
-    p.add_argument("--preset", default="cpu-small", choices=[*PRESETS, "sweep"])
+    p.add_argument("--preset", default="cpu-small", choices=[*PRESETS, *SWEEPS])
     p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N); both frameworks use it")
     p.add_argument("--steps", type=int, default=None, help="timed steps per framework (default 50; sweep 10)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 10; sweep 3)")
@@ -69,11 +82,13 @@ def parse_args(argv):
     p.add_argument("--plot", default="bench_sweep.png", help="where the sweep plot goes (needs matplotlib)")
     p.add_argument("--rounds", type=int, default=3,
                    help="with several CPU threads: rounds of separate-process timing, A,B,A,B (0: in-process only)")
+    p.add_argument("--busy-core", action="store_true",
+                   help="keep one core busy with `yes` for the whole run (contention as on a shared machine)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--_spec", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    sweep = a.preset == "sweep"
+    sweep = a.preset in SWEEPS
     a.steps = a.steps if a.steps is not None else (10 if sweep else 50)
     a.warmup = a.warmup if a.warmup is not None else (3 if sweep else 10)
     if a.steps < 1 or a.warmup < 0:
@@ -95,9 +110,11 @@ def parse_args(argv):
 
 def configs(a) -> list:
     """The model/batch configs to time: one for a preset, several for the sweep."""
-    if a.preset == "sweep":
-        pts = [dict(SWEEP_BASE, n_embd=e) for e in SWEEP_EMBD]
-        pts += [dict(SWEEP_BASE, block=t) for t in SWEEP_BLOCK if t != SWEEP_BASE["block"]]
+    if a.preset in SWEEPS:
+        width = [dict(SWEEP_BASE, n_embd=e) for e in SWEEP_EMBD]
+        context = [dict(SWEEP_BASE, block=t) for t in SWEEP_BLOCK]
+        pts = {"sweep-width": width, "sweep-context": context,
+               "sweep": width + [c for c in context if c["block"] != SWEEP_BASE["block"]]}[a.preset]
     else:
         pts = [dict(PRESETS[a.preset])]
     for c in pts:
@@ -138,23 +155,40 @@ def main(argv=None) -> int:
         if a._worker:
             return worker(a._worker, json.loads(a._spec))
         pts = configs(a)
-        return run_all(a, pts)
+        with busy_core(a.busy_core):
+            return run_all(a, pts)
     except UsageError as e:
         print(f"bench: {e}", file=sys.stderr)
         return 2
 
 
+@contextlib.contextmanager
+def busy_core(on: bool):
+    """Keep one core busy with `yes > /dev/null` inside the block (killed after)."""
+    if not on:
+        yield
+        return
+    cmd = [shutil.which("yes")] if shutil.which("yes") else [sys.executable, "-c", "while True: pass"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def run_all(a, pts) -> int:
+    sweep = a.preset in SWEEPS
     base = dict(device=a.device, steps=a.steps, warmup=a.warmup, seed=a.seed, torch=not a.no_torch)
-    report = {"preset": a.preset, "device": a.device, "steps": a.steps, "warmup": a.warmup, "runs": []}
+    report = {"preset": a.preset, "device": a.device, "steps": a.steps, "warmup": a.warmup,
+              "busy_core": a.busy_core, "runs": []}
     for n in a.threads:
         for i, c in enumerate(pts):
-            spec = dict(base, config=c, threads=n,
-                        profile_steps=a.profile_steps if a.preset != "sweep" else 0)
+            spec = dict(base, config=c, threads=n, profile_steps=0 if sweep else a.profile_steps)
             run = run_worker("time", spec, n)
             if n > 1 and run.get("torch") and a.device == "cpu" and a.rounds > 0:
                 separate_processes(run, spec, n, a.rounds)
-            if a.mem_steps > 0 and a.preset != "sweep":
+            if a.mem_steps > 0:
                 mspec = dict(spec, steps=a.mem_steps)
                 run["tinyllm"]["memory"] = run_worker("mem-tinyllm", mspec, n)
                 if run.get("torch"):
@@ -164,10 +198,10 @@ def run_all(a, pts) -> int:
             report["runs"].append(run)
             if not a.json:
                 print(f"  done: threads {n}, config {i + 1}/{len(pts)}", file=sys.stderr, flush=True)
-    if a.sample_tokens > 0 and a.preset != "sweep":
+    if a.sample_tokens > 0 and not sweep:
         spec = dict(base, config=pts[0], tokens=a.sample_tokens, threads=a.threads[-1])
         report["sampling"] = run_worker("sample", spec, a.threads[-1])
-    if a.preset == "sweep":
+    if sweep:
         report["plot"] = plot_sweep(report, a.plot)
     report["gate_ok"] = all(r["gate"]["ok"] for r in report["runs"] if r.get("gate"))
     if a.json:
@@ -209,11 +243,19 @@ def render(rep: dict) -> str:
     tv = r0.get("torch_version")
     out.append(f"tinyllm vs {'PyTorch ' + tv if tv else '(no PyTorch)'} | preset {rep['preset']} | device "
                f"{rep['device']} | median of {rep['steps']} steps after {rep['warmup']} warm-up, alternating A,B")
-    if rep["preset"] != "sweep":
+    m = r0.get("machine")
+    if m:
+        out.append(f"machine: {m['cpu']} ({m['cpus']} CPUs; {m['vector'] or 'no AVX'}) | NumPy {m['numpy']} | BLAS "
+                   + "; ".join(f"{b['internal_api']} {b['version']} ({b['architecture']} kernels, {b['threading_layer']})"
+                               for b in m["blas"])
+                   + (" | one core kept busy by `yes`" if rep.get("busy_core") else ""))
+    if rep["preset"] not in SWEEPS:
         c = r0["config"]
         out.append(f"config: batch {c['batch']}, block {c['block']}, {c['n_layer']} layers, {c['n_head']} heads, "
                    f"{c['n_embd']} embd, vocab {c['vocab']}, dropout {c['dropout']}, bias {c['bias']}, tied embeddings")
-    out.append(f"tinyllm fast path: {r0['fast_path']}")
+    out.append(f"tinyllm fast path: {r0['fast_path']}; allocator tuning "
+               f"{'on' if r0.get('malloc_tuned') else 'off'}; BLAS threads at the end of each timing run (thread "
+               "policy): " + ", ".join(f"{r['threads']} allowed -> {r['policy']}" for r in rep["runs"] if "policy" in r))
     hdr = (f"{'threads':>7} {'OMP/OPENBLAS/torch':>18} {'block':>5} {'embd':>4} | {'tinyllm ms':>10} {'tok/s':>8} | "
            f"{'torch ms':>8} {'tok/s':>8} | {'ratio':>5} | {'mem MB tl/torch':>15} {'ratio':>5}")
     out.append(hdr)
@@ -274,6 +316,8 @@ def plot_sweep(rep: dict, path: str):
         for n in sorted({r["threads"] for r in rep["runs"]}):
             runs = sorted((r for r in rep["runs"] if r["threads"] == n and r["config"][fixed[0]] == fixed[1]),
                           key=lambda r: r["config"][key])
+            if len(runs) < 2:
+                continue
             xs = [r["config"][key] for r in runs]
             ax.plot(xs, [r["tinyllm"]["ms_median"] for r in runs], "o-", label=f"tinyllm, {n} thr")
             if all(r.get("torch") for r in runs):
@@ -283,7 +327,8 @@ def plot_sweep(rep: dict, path: str):
         ax.set_xlabel(label)
         ax.set_ylabel("ms / training step")
         ax.set_title(f"step time vs {label} ({fixed[0]} {fixed[1]})")
-        ax.legend(fontsize=8)
+        if ax.lines:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return os.path.abspath(path)
@@ -306,6 +351,9 @@ def worker(kind: str, spec: dict) -> int:
 
 
 def _worker(kind: str, spec: dict) -> int:
+    from backends import tune_malloc
+
+    spec["malloc_tuned"] = tune_malloc()  # as a training program does (tinyllm train)
     if kind == "time":
         return emit(time_worker(spec))
     if kind.startswith("mem-"):
@@ -339,6 +387,7 @@ def time_worker(spec: dict) -> dict:
     torch = _import_torch(spec)
     tl = TinyRunner(spec)
     res = {"config": spec["config"], "threads": spec["threads"], "device": tl.backend.name,
+           "machine": machine_info(), "malloc_tuned": spec.get("malloc_tuned"),
            "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
            "fast_path": getattr(tl.backend.fast, "name", None) if tl.backend.fast is not None else "none (standard ops)"}
     tr = None
@@ -363,10 +412,38 @@ def time_worker(spec: dict) -> dict:
         res["torch"] = _summary(tb, tokens)
         res["torch"]["final_loss"] = tr.last_loss
         res["ratio"] = res["tinyllm"]["ms_median"] / res["torch"]["ms_median"]
+    policy = getattr(tl.backend.fast, "threads", None)
+    if policy is not None:
+        res["policy"] = policy.describe()
     if spec.get("profile_steps"):
         res["profile"] = tl.profile(batches, spec["profile_steps"])
         res["profile_steps"] = spec["profile_steps"]
     return res
+
+
+def machine_info() -> dict:
+    """CPU model and vector extensions (/proc/cpuinfo), NumPy and its BLAS (threadpoolctl)."""
+    import platform
+
+    import numpy
+    from threadpoolctl import threadpool_info
+
+    cpu, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, val = line.partition(":")
+                if key.strip() == "model name":
+                    cpu = val.strip()
+                elif key.strip() == "flags":
+                    flags = set(val.split())
+                    break
+    except OSError:
+        pass
+    vector = " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile") if f in flags)
+    blas = [{k: b.get(k) for k in ("internal_api", "version", "architecture", "threading_layer", "num_threads")}
+            for b in threadpool_info() if b.get("user_api") == "blas"]
+    return {"cpu": cpu, "cpus": os.cpu_count(), "vector": vector, "numpy": numpy.__version__, "blas": blas}
 
 
 def solo_time_worker(spec: dict) -> dict:

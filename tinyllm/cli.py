@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from backends import DeviceError
+from backends import DeviceError, tune_malloc
 
 from .data import DataError, TokenizerError
 from .sample import SamplingError
@@ -156,6 +156,7 @@ def cmd_train(args) -> int:
     # overflow/invalid-value warnings from the array library would only repeat, noisily, what the
     # non-finite guard then says in one line (or counts, with --skip-nonfinite)
     warnings.simplefilter("ignore", RuntimeWarning)
+    tune_malloc()  # a training process keeps freed activations in the heap (backends/fast_cpu.py)
     Trainer(build_train_config(args)).fit()
     return EXIT_OK
 
