@@ -37,6 +37,7 @@ from .threads import ThreadPolicy
 _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_A = 0.044715
 ATTENTION_BLOCK = 64  # query/key rows per attention block (contexts up to this run unblocked)
+CHUNK = 1 << 15  # elements per elementwise pass: a chunk's temporaries stay in L2
 
 
 def _rowsum(a):
@@ -116,68 +117,110 @@ class NumpyFast:
 
     # -- GELU (tanh form) -----------------------------------------------------
     def gelu(self, xp, x):
-        """Keeps x and s = (1 + tanh(u)) / 2 for the backward; 8 passes forward, 9 back."""
-        s = x * x
-        s *= _GELU_C * _GELU_A
-        s += _GELU_C
-        s *= x
-        np.tanh(s, out=s)  # tanh(c (x + a x^3))
-        s *= 0.5
-        s += 0.5
-        out = x * s
+        """Keeps x and s = (1 + tanh(u)) / 2 for the backward; 8 passes forward, 9 back,
+        each over a chunk that stays in cache, the chunks split across the threads."""
+        shape = x.shape
+        xf = x.reshape(-1)
+        s, out = np.empty_like(xf), np.empty_like(xf)
+
+        def forward(a, b):
+            for i in range(a, b, CHUNK):
+                j = min(b, i + CHUNK)
+                xi, si = xf[i:j], s[i:j]
+                np.multiply(xi, xi, out=si)
+                si *= _GELU_C * _GELU_A
+                si += _GELU_C
+                si *= xi
+                np.tanh(si, out=si)  # tanh(c (x + a x^3))
+                si *= 0.5
+                si += 0.5
+                np.multiply(xi, si, out=out[i:j])
+
+        parts = self.threads.ranges(xf.size, xf.size)
+        self.threads.run(forward, parts)
 
         def backward(g):
-            # d/dx = s + x (1 - t^2) c (1 + 3 a x^2) / 2 = s + 2 c x (1 + 3 a x^2) s (1 - s)
-            p = x * x
-            p *= 6.0 * _GELU_C * _GELU_A
-            p += 2.0 * _GELU_C
-            p *= x
-            r = np.subtract(1.0, s, dtype=s.dtype)
-            r *= s
-            r *= p
-            r += s
-            r *= g
-            return (r,)
+            gf = g.reshape(-1)
+            r = np.empty_like(xf)
 
-        return out, backward
+            def grad(a, b):
+                # d/dx = s + x (1 - t^2) c (1 + 3 a x^2) / 2 = s + 2 c x (1 + 3 a x^2) s (1 - s)
+                p = np.empty(min(CHUNK, b - a), dtype=xf.dtype)
+                for i in range(a, b, CHUNK):
+                    j = min(b, i + CHUNK)
+                    xi, si, ri, pi = xf[i:j], s[i:j], r[i:j], p[:j - i]
+                    np.multiply(xi, xi, out=pi)
+                    pi *= 6.0 * _GELU_C * _GELU_A
+                    pi += 2.0 * _GELU_C
+                    pi *= xi
+                    np.subtract(1.0, si, out=ri)
+                    ri *= si
+                    ri *= pi
+                    ri += si
+                    ri *= gf[i:j]
+
+            self.threads.run(grad, parts)
+            return (r.reshape(shape),)
+
+        return out.reshape(shape), backward
 
     # -- layer norm over the last axis ---------------------------------------
     def layer_norm(self, xp, x, w, b, eps):
-        n = x.shape[-1]
-        shape = x.shape
+        shape, n = x.shape, x.shape[-1]
+        bias = b
         x2 = x.reshape(-1, n)  # (N, C)
-        mu = _rowsum(x2)
-        mu *= 1.0 / n
-        xhat = x2 - mu
-        var = _rowdot(xhat, xhat)
-        var *= 1.0 / n
-        var += eps
-        rstd = np.sqrt(var, out=var)
-        np.divide(1.0, rstd, out=rstd)  # (N, 1)
-        xhat *= rstd
-        if w is not None:
-            out = xhat * w
-            if b is not None:
-                out += b
-        elif b is not None:
-            out = xhat + b
-        else:
-            out = xhat
+        xhat = np.empty_like(x2)
+        rstd = np.empty(x2.shape[0], dtype=x2.dtype)  # (N,)
+        out = xhat if w is None and bias is None else np.empty_like(x2)
+        ones = np.ones(n, dtype=x2.dtype)
+
+        def forward(a, b):
+            xs, xh, rs = x2[a:b], xhat[a:b], rstd[a:b]
+            mu = xs @ ones  # row sums by matmul
+            mu *= 1.0 / n
+            np.subtract(xs, mu[:, None], out=xh)
+            np.vecdot(xh, xh, out=rs)
+            rs *= 1.0 / n
+            rs += eps
+            np.sqrt(rs, out=rs)
+            np.divide(1.0, rs, out=rs)
+            xh *= rs[:, None]
+            if w is not None:
+                np.multiply(xh, w, out=out[a:b])
+                if bias is not None:
+                    out[a:b] += bias
+            elif bias is not None:
+                np.add(xh, bias, out=out[a:b])
+
+        parts = self.threads.ranges(x2.shape[0], x2.size)
+        self.threads.run(forward, parts)
 
         def backward(g):
             g2 = g.reshape(-1, n)
-            ones = np.ones(g2.shape[0], dtype=g2.dtype)
-            gw = ones @ (g2 * xhat) if w is not None else None  # column sums by matmul
-            gb = ones @ g2 if b is not None else None
-            dxhat = g2 * w if w is not None else g2.copy()
-            a = _rowsum(dxhat)
-            a *= 1.0 / n
-            c = _rowdot(dxhat, xhat)
-            c *= 1.0 / n
-            dxhat -= a  # dx = rstd (dxhat - a - xhat c)
-            dx = xhat * c
-            np.subtract(dxhat, dx, out=dx)
-            dx *= rstd
+            dx = np.empty_like(x2)
+            sums = {}  # start -> (column sums of g * xhat, of g) over the part's rows
+
+            def grad(a, b):
+                gs, xh, d = g2[a:b], xhat[a:b], dx[a:b]
+                rows = np.ones(b - a, dtype=x2.dtype)
+                tmp = gs * xh if w is not None else None
+                sums[a] = (rows @ tmp if w is not None else None, rows @ gs if bias is not None else None)
+                if w is not None:
+                    np.multiply(gs, w, out=d)  # d = dxhat
+                else:
+                    d[...] = gs
+                m = d @ ones
+                m *= 1.0 / n
+                c = np.vecdot(d, xh)
+                c *= 1.0 / n
+                d -= m[:, None]  # dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))
+                tmp = np.multiply(xh, c[:, None], out=tmp)
+                d -= tmp
+                d *= rstd[a:b, None]
+
+            self.threads.run(grad, parts)
+            gw = sum(v[0] for v in sums.values()) if w is not None else None
+            gb = sum(v[1] for v in sums.values()) if bias is not None else None
             return dx.reshape(shape), gw, gb
 
         return out.reshape(shape), backward
@@ -201,9 +244,27 @@ class NumpyFast:
 
     # -- scaled-dot-product attention ----------------------------------------
     def attention(self, xp, q, k, v, mask, scale):
-        if q.shape[-2] <= ATTENTION_BLOCK:
-            return _attention_whole(q, k, v, mask, scale)
-        return _attention_blocked(q, k, v, mask, scale, ATTENTION_BLOCK)
+        """The batch is split across the threads; each part runs whole or blocked."""
+        part_fn = _attention_whole if q.shape[-2] <= ATTENTION_BLOCK else _attention_blocked
+        out = np.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)  # (B, nh, Tq, hs)
+        backwards = {}
+
+        def forward(a, b):
+            backwards[a] = part_fn(q[a:b], k[a:b], v[a:b], mask, scale, out[a:b])
+
+        parts = self.threads.ranges(q.shape[0], q.size * k.shape[-2] // q.shape[-1])
+        self.threads.run(forward, parts)
+
+        def backward(g):
+            dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+
+            def grad(a, b):
+                backwards[a](g[a:b], dq[a:b], dk[a:b], dv[a:b])
+
+            self.threads.run(grad, parts)
+            return dq, dk, dv
+
+        return out, backward
 
     # -- Adam / AdamW, in place ------------------------------------------------
     def adam_step(self, p, g, m, v, lr, b1, b2, eps, wd, t, decoupled):
@@ -230,35 +291,38 @@ class NumpyFast:
 
 
 
-def _attention_whole(q, k, v, mask, scale):
-    """Short contexts: the whole (Tq, Tk) probability matrix, kept for the backward."""
+def _attention_whole(q, k, v, mask, scale, out):
+    """Short contexts: the whole (Tq, Tk) probability matrix, kept for the backward.
+    Writes the output into `out`; returns backward(g, dq, dk, dv), which fills dq, dk, dv."""
     p = (q * scale) @ np.swapaxes(k, -1, -2)  # (B, nh, Tq, Tk) scores
     if mask is not None:
         _mask_out(p, mask)
     p -= _rowmax(p)
     np.exp(p, out=p)
     p *= 1.0 / _rowsum(p)  # probabilities
-    out = p @ v  # (B, nh, Tq, hs)
+    np.matmul(p, v, out=out)  # (B, nh, Tq, hs)
 
-    def backward(g):
-        dv = np.swapaxes(p, -1, -2) @ g  # (B, nh, Tk, hs)
+    def backward(g, dq, dk, dv):
+        np.matmul(np.swapaxes(p, -1, -2), g, out=dv)  # (B, nh, Tk, hs)
         ds = (g * scale) @ np.swapaxes(v, -1, -2)  # dP * scale (B, nh, Tq, Tk): scale on the smaller side
         ds -= _rowdot(ds, p)
         ds *= p  # dS * scale
-        return ds @ k, np.swapaxes(ds, -1, -2) @ q, dv
+        np.matmul(ds, k, out=dq)
+        np.matmul(np.swapaxes(ds, -1, -2), q, out=dk)
 
-    return out, backward
+    return backward
 
 
-def _attention_blocked(q, k, v, mask, scale, blk):
+def _attention_blocked(q, k, v, mask, scale, out, blk=None):
     """Flash-style: the forward over blocks of queries, the backward over blocks of
     keys, each computing its (blk, Tk) or (blk, Tq) scores afresh; only the
-    per-row log-sum-exp is kept. A causal mask skips the blocks it hides whole."""
+    per-row log-sum-exp is kept. A causal mask skips the blocks it hides whole.
+    Writes into `out`; returns backward(g, dq, dk, dv) as _attention_whole does."""
+    blk = blk or ATTENTION_BLOCK
     tq, tk = q.shape[-2], k.shape[-2]
     off = tk - tq  # under the mask, query i sees key j when j <= i + off
     qs = q * scale  # (B, nh, Tq, hs)
     kt = np.swapaxes(k, -1, -2)
-    out = np.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)  # (B, nh, Tq, hs)
     lse = np.empty(q.shape[:-1] + (1,), dtype=q.dtype)  # (B, nh, Tq, 1)
     for i0 in range(0, tq, blk):
         i1 = min(tq, i0 + blk)
@@ -276,16 +340,17 @@ def _attention_blocked(q, k, v, mask, scale, blk):
         np.log(total, out=total)
         np.add(total, m, out=lse[..., i0:i1, :])
 
-    def backward(g):
+    def backward(g, dq, dk, dv):
         dd = np.swapaxes(_rowdot(g, out), -1, -2)  # (B, nh, 1, Tq): rowsum(P * dP) = g . out per query
         lse_t = np.swapaxes(lse, -1, -2)  # (B, nh, 1, Tq)
         qst, gt = np.swapaxes(qs, -1, -2), np.swapaxes(g, -1, -2)  # (B, nh, hs, Tq)
-        dq = np.zeros_like(q)
-        dk, dv = np.zeros_like(k), np.zeros_like(v)
+        dq[...] = 0.0
         for j0 in range(0, tk, blk):
             j1 = min(tk, j0 + blk)
             r0 = 0 if mask is None else max(0, j0 - off)  # the first query that sees a key of the block
             if r0 >= tq:
+                dk[..., j0:j1, :] = 0.0
+                dv[..., j0:j1, :] = 0.0
                 continue
             pt = k[..., j0:j1, :] @ qst[..., r0:]  # S^T (B, nh, bk, nq)
             r1 = min(tq, j1 - 1 - off)  # queries from r1 on see the whole block
@@ -300,9 +365,8 @@ def _attention_blocked(q, k, v, mask, scale, blk):
             np.matmul(dst, qs[..., r0:, :], out=dk[..., j0:j1, :])
             dq[..., r0:, :] += np.swapaxes(dst, -1, -2) @ k[..., j0:j1, :]
         dq *= scale
-        return dq, dk, dv
 
-    return out, backward
+    return backward
 
 
 def tune_malloc() -> bool:

@@ -1,4 +1,5 @@
-"""One thread policy for the CPU: how many threads BLAS may use right now.
+"""One thread policy for the CPU: how many threads BLAS and tinyllm's own
+kernels may use right now.
 
 Two threads pay only when both cores are free. When another process keeps a
 core busy, OpenBLAS still splits every matmul in two and waits for the half
@@ -11,6 +12,12 @@ cores they leave free, never more than the pool had when the policy was made
 (OpenBLAS sizes that from OMP_NUM_THREADS / OPENBLAS_NUM_THREADS or the CPUs
 this process may run on). threadpoolctl reads and sets the pools.
 
+The fused kernels (backends/fast_cpu.py) follow the same count: with two
+threads they cut their rows in two and run one half on a helper thread (NumPy
+releases the GIL inside its loops), so the elementwise work that BLAS does
+not do scales too; with one, they run in the calling thread alone. The
+helper waits on a queue, so it never spins against another process.
+
 The policy starts at one thread and widens after its first look, so a short
 script never oversubscribes. It only touches pools when its choice changes.
 """
@@ -18,7 +25,9 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
+MIN_SPLIT = 1 << 16  # elements of work below which a kernel is not worth splitting across threads
 BUSY = 0.25  # a core still counts as free while other processes use up to this much of it
 
 
@@ -66,7 +75,9 @@ class ThreadPolicy:
         self.max_threads = max(1, max_threads or (max(pools) if pools else 1))
         self.interval = interval
         self.threads = 0
+        self.pinned = False
         self.others = 0.0  # CPUs other processes kept busy over the last window
+        self._helper = None  # the one extra thread of the kernels, made when first needed
         self._set(1)
         self._last = (_machine_busy(), _own_cpu())
         self._due = time.monotonic() + interval
@@ -79,7 +90,7 @@ class ThreadPolicy:
 
     def refresh(self) -> int:
         """Re-decide from the last window if it is over; the thread count in force."""
-        if self.max_threads == 1 or time.monotonic() < self._due:
+        if self.pinned or self.max_threads == 1 or time.monotonic() < self._due:
             return self.threads
         machine, own = _machine_busy(), _own_cpu()
         before, own0 = self._last
@@ -93,5 +104,33 @@ class ThreadPolicy:
         self._set(threads_for(usable_cpus(), self.others, self.max_threads))
         return self.threads
 
+    def pin(self, n: int) -> None:
+        """Use n threads from now on, whatever the machine does (n=None: follow the machine again)."""
+        self.pinned = n is not None
+        if n is not None:
+            self._set(max(1, n))
+
+    def ranges(self, n: int, work: int) -> list:
+        """[(start, stop)] over range(n): two halves when two threads may run and
+        `work` (elements) is worth it, else the whole range."""
+        if self.threads < 2 or n < 2 or work < MIN_SPLIT:
+            return [(0, n)]
+        return [(0, n // 2), (n // 2, n)]
+
+    def run(self, fn, ranges: list) -> None:
+        """fn(start, stop) for each range: the second on the helper thread, at the same time."""
+        if len(ranges) == 1:
+            fn(*ranges[0])
+            return
+        if self._helper is None:
+            self._helper = ThreadPoolExecutor(1, thread_name_prefix="tinyllm-kernel")
+        other = self._helper.submit(fn, *ranges[1])
+        try:
+            fn(*ranges[0])
+        finally:
+            other.result()
+
     def describe(self) -> str:
+        if self.pinned:
+            return f"{self.threads} (pinned)"
         return f"{self.threads} of {self.max_threads} (other processes used {self.others:.2f} CPUs)"

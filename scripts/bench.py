@@ -290,8 +290,10 @@ def render(rep: dict) -> str:
     for r in rep["runs"]:
         if r.get("profile"):
             out.append(f"\nper-op profile of one tinyllm step (threads {r['threads']}, mean of "
-                       f"{r['profile_steps']} steps; exclusive times, ms):")
-            out.append(format_table(r["profile"], indent="  "))
+                       f"{r['profile_steps']} steps; exclusive times, ms)"
+                       + (", and PyTorch's step by the same ops (torch.profiler self CPU times):"
+                          if r.get("torch_profile") else ":"))
+            out.append(format_table(r["profile"], indent="  ", other=r.get("torch_profile")))
     s = rep.get("sampling")
     if s:
         out.append(f"\ngenerate() {s['tokens']} new tokens (model as above with block_size {s['block_size']}, "
@@ -418,6 +420,8 @@ def time_worker(spec: dict) -> dict:
     if spec.get("profile_steps"):
         res["profile"] = tl.profile(batches, spec["profile_steps"])
         res["profile_steps"] = spec["profile_steps"]
+        if tr is not None:
+            res["torch_profile"] = tr.profile(batches, spec["profile_steps"])
     return res
 
 

@@ -76,6 +76,30 @@ class TinyRunner:
         return prof.rows(steps)
 
 
+# PyTorch's ops by the tinyllm op they do the work of (self CPU time; the rest is "other")
+TORCH_OPS = {
+    **dict.fromkeys(("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear"), "matmul"),
+    **dict.fromkeys(("aten::gelu", "aten::gelu_backward"), "gelu"),
+    **dict.fromkeys(("aten::_scaled_dot_product_flash_attention_for_cpu",
+                     "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
+                     "aten::scaled_dot_product_attention"), "attention"),
+    **dict.fromkeys(("aten::native_layer_norm", "aten::native_layer_norm_backward", "aten::layer_norm"), "layer_norm"),
+    **dict.fromkeys(("aten::_log_softmax", "aten::_log_softmax_backward_data", "aten::nll_loss_forward",
+                     "aten::nll_loss_backward", "aten::cross_entropy_loss"), "cross_entropy"),
+    **dict.fromkeys(("aten::embedding", "aten::embedding_backward", "aten::embedding_dense_backward"), "embedding"),
+}
+REGIONS = ("[clip]", "[optimizer]")
+
+
+def _region_of(ev):
+    p = ev.cpu_parent
+    while p is not None:
+        if p.name in REGIONS:
+            return p.name
+        p = p.cpu_parent
+    return None
+
+
 class TorchRunner:
     """The PyTorch twin with tinyllm's initial weights; the same step."""
 
@@ -104,6 +128,30 @@ class TorchRunner:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         return loss
+
+    def profile(self, batches, steps: int) -> dict:
+        """ms per step by op category (TORCH_OPS), from torch.profiler's self CPU times."""
+        from torch.profiler import ProfilerActivity, profile, record_function
+
+        torch = self.torch
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for i in range(steps):
+                xh, yh = batches[i % len(batches)]
+                self.forward_backward(torch.from_numpy(xh).to(self.device), torch.from_numpy(yh).to(self.device))
+                with record_function("[clip]"):
+                    torch.nn.utils.clip_grad_norm_(self.params, CLIP)
+                with record_function("[optimizer]"):
+                    self.opt.step()
+        totals: dict = {}
+        for ev in prof.events():
+            if ev.name in REGIONS:
+                cat, us = ev.name, ev.cpu_time_total
+            elif _region_of(ev) is None:
+                cat, us = TORCH_OPS.get(ev.name, "other"), ev.self_cpu_time_total
+            else:  # an op inside clip or the optimizer: counted in the region's time
+                continue
+            totals[cat] = totals.get(cat, 0.0) + us
+        return {k: v / 1e3 / steps for k, v in totals.items()}
 
     def step(self, xh, yh) -> float:
         torch = self.torch

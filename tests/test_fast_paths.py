@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import tinyllm
-from backends import fast_cpu
+from backends import fast_cpu, threads
 from backends.fast_cpu import NumpyFast, _rowmax, load_fast
 from backends.kernels import KERNEL_NAMES, FusedKernels
 from backends.threads import ThreadPolicy, blas_controllers, threads_for
@@ -90,6 +90,17 @@ def small_blocks(monkeypatch):
     monkeypatch.setattr(fast_cpu, "ATTENTION_BLOCK", 8)
 
 
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def kernels(request, monkeypatch):
+    """The CPU kernels pinned to 1 or 2 threads; with 2 every kernel splits its rows, however few."""
+    monkeypatch.setattr(threads, "MIN_SPLIT", 0)
+    fast = NumpyFast()
+    fast.threads.pin(request.param)
+    yield fast
+    fast.threads.pin(None)
+    fast.threads._set(1)
+
+
 def _grad_seed(rng, out, name):
     if name == "cross_entropy":  # backward takes each row's scale
         return rng.standard_normal(out.shape[0]).astype(out.dtype)
@@ -98,10 +109,10 @@ def _grad_seed(rng, out, name):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name,case", PAIRS, ids=[f"{n}-{c}" for n, c in PAIRS])
-def test_fast_kernel_matches_its_reference(cpu, small_blocks, name, case, dtype):
+def test_fast_kernel_matches_its_reference(cpu, small_blocks, kernels, name, case, dtype):
     args = CASES[name][case](np.random.default_rng(0), dtype)
     out_ref, bwd_ref = REFERENCE[name](cpu.xp, *args)
-    out_fast, bwd_fast = getattr(cpu.fast, name)(cpu.xp, *args)
+    out_fast, bwd_fast = getattr(kernels, name)(cpu.xp, *args)
     g = _grad_seed(np.random.default_rng(1), np.asarray(out_ref), name)
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=2e-4, atol=2e-6)
     assert out_fast.dtype == out_ref.dtype and out_fast.shape == out_ref.shape

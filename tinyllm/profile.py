@@ -87,14 +87,22 @@ class Profile:
         return format_table(self.rows(steps))
 
 
-def format_table(rows, indent: str = "") -> str:
-    """Rows of Profile.rows() as an aligned text table with each op's share."""
+def format_table(rows, indent: str = "", other: dict | None = None, other_name: str = "PyTorch") -> str:
+    """Rows of Profile.rows() as an aligned text table with each op's share; `other`
+    ({op: ms}, e.g. another framework's step by the same ops) adds a column."""
     total = sum(r["fwd_ms"] + r["bwd_ms"] for r in rows) or 1.0
-    lines = [f"{'op':<16}{'calls':>6}{'fwd ms':>9}{'bwd ms':>9}{'total':>9}{'share':>7}"]
+    extra = f"{other_name + ' ms':>12}" if other is not None else ""
+    lines = [f"{'op':<18}{'calls':>6}{'fwd ms':>9}{'bwd ms':>9}{'total':>9}{'share':>7}{extra}"]
+    rest = dict(other or {})
     for r in rows:
         t = r["fwd_ms"] + r["bwd_ms"]
-        lines.append(f"{r['op']:<16}{r['calls']:>6}{r['fwd_ms']:>9.2f}{r['bwd_ms']:>9.2f}{t:>9.2f}{100 * t / total:>6.1f}%")
-    lines.append(f"{'sum':<16}{'':>6}{'':>9}{'':>9}{total:>9.2f}")
+        o = f"{rest.pop(r['op']):>12.2f}" if r["op"] in rest else (f"{'':>12}" if other is not None else "")
+        lines.append(f"{r['op']:<18}{r['calls']:>6}{r['fwd_ms']:>9.2f}{r['bwd_ms']:>9.2f}{t:>9.2f}"
+                     f"{100 * t / total:>6.1f}%{o}")
+    for op, ms in sorted(rest.items(), key=lambda kv: -kv[1]):  # the other side's ops with no row here
+        lines.append(f"{op:<18}{'':>6}{'':>9}{'':>9}{'':>9}{'':>7}{ms:>12.2f}")
+    tail = f"{sum(other.values()):>12.2f}" if other is not None else ""
+    lines.append(f"{'sum':<18}{'':>6}{'':>9}{'':>9}{total:>9.2f}{'':>7}{tail}")
     return "\n".join(indent + line for line in lines)
 
 
