@@ -37,6 +37,7 @@ from .threads import ThreadPolicy
 _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_A = 0.044715
 ATTENTION_BLOCK = 64  # query/key rows per attention block (contexts up to this run unblocked)
+SHIFT_BOUND = 40.0  # largest score bound used as softmax's shift (see _score_shift)
 CHUNK = 1 << 15  # elements per elementwise pass: a chunk's temporaries stay in L2
 
 
@@ -67,6 +68,11 @@ def _rowmax(a):
             np.maximum(m[..., :1], m[..., -1:], out=m[..., :1])
         m = np.maximum(m[..., :h], m[..., h:2 * h])
     return m
+
+
+def _spans(a, b, step):
+    """(i, j) covering range(a, b) in pieces of `step`."""
+    return ((i, min(b, i + step)) for i in range(a, b, step))
 
 
 def _unbroadcast(g, shape):
@@ -166,6 +172,7 @@ class NumpyFast:
 
     # -- layer norm over the last axis ---------------------------------------
     def layer_norm(self, xp, x, w, b, eps):
+        """Rows in chunks that stay in cache, the chunks split across the threads."""
         shape, n = x.shape, x.shape[-1]
         bias = b
         x2 = x.reshape(-1, n)  # (N, C)
@@ -173,24 +180,26 @@ class NumpyFast:
         rstd = np.empty(x2.shape[0], dtype=x2.dtype)  # (N,)
         out = xhat if w is None and bias is None else np.empty_like(x2)
         ones = np.ones(n, dtype=x2.dtype)
+        step = max(1, CHUNK // n)  # rows per chunk
 
         def forward(a, b):
-            xs, xh, rs = x2[a:b], xhat[a:b], rstd[a:b]
-            mu = xs @ ones  # row sums by matmul
-            mu *= 1.0 / n
-            np.subtract(xs, mu[:, None], out=xh)
-            np.vecdot(xh, xh, out=rs)
-            rs *= 1.0 / n
-            rs += eps
-            np.sqrt(rs, out=rs)
-            np.divide(1.0, rs, out=rs)
-            xh *= rs[:, None]
-            if w is not None:
-                np.multiply(xh, w, out=out[a:b])
-                if bias is not None:
-                    out[a:b] += bias
-            elif bias is not None:
-                np.add(xh, bias, out=out[a:b])
+            for i, j in _spans(a, b, step):
+                xs, xh, rs = x2[i:j], xhat[i:j], rstd[i:j]
+                mu = xs @ ones  # row sums by matmul
+                mu *= 1.0 / n
+                np.subtract(xs, mu[:, None], out=xh)
+                np.vecdot(xh, xh, out=rs)
+                rs *= 1.0 / n
+                rs += eps
+                np.sqrt(rs, out=rs)
+                np.divide(1.0, rs, out=rs)
+                xh *= rs[:, None]
+                if w is not None:
+                    np.multiply(xh, w, out=out[i:j])
+                    if bias is not None:
+                        out[i:j] += bias
+                elif bias is not None:
+                    np.add(xh, bias, out=out[i:j])
 
         parts = self.threads.ranges(x2.shape[0], x2.size)
         self.threads.run(forward, parts)
@@ -198,25 +207,32 @@ class NumpyFast:
         def backward(g):
             g2 = g.reshape(-1, n)
             dx = np.empty_like(x2)
-            sums = {}  # start -> (column sums of g * xhat, of g) over the part's rows
+            sums = {}  # part start -> (column sums of g * xhat, of g) over the part's rows
 
             def grad(a, b):
-                gs, xh, d = g2[a:b], xhat[a:b], dx[a:b]
-                rows = np.ones(b - a, dtype=x2.dtype)
-                tmp = gs * xh if w is not None else None
-                sums[a] = (rows @ tmp if w is not None else None, rows @ gs if bias is not None else None)
-                if w is not None:
-                    np.multiply(gs, w, out=d)  # d = dxhat
-                else:
-                    d[...] = gs
-                m = d @ ones
-                m *= 1.0 / n
-                c = np.vecdot(d, xh)
-                c *= 1.0 / n
-                d -= m[:, None]  # dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))
-                tmp = np.multiply(xh, c[:, None], out=tmp)
-                d -= tmp
-                d *= rstd[a:b, None]
+                tmp = np.empty((min(step, b - a), n), dtype=x2.dtype)
+                rows = np.ones(tmp.shape[0], dtype=x2.dtype)
+                gw = np.zeros(n, dtype=x2.dtype) if w is not None else None
+                gb = np.zeros(n, dtype=x2.dtype) if bias is not None else None
+                for i, j in _spans(a, b, step):
+                    gs, xh, d, t, r = g2[i:j], xhat[i:j], dx[i:j], tmp[:j - i], rows[:j - i]
+                    if w is not None:
+                        np.multiply(gs, xh, out=t)
+                        gw += r @ t  # column sums by matmul
+                        np.multiply(gs, w, out=d)  # d = dxhat
+                    else:
+                        d[...] = gs
+                    if bias is not None:
+                        gb += r @ gs
+                    m = d @ ones
+                    m *= 1.0 / n
+                    c = np.vecdot(d, xh)
+                    c *= 1.0 / n
+                    d -= m[:, None]  # dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))
+                    np.multiply(xh, c[:, None], out=t)
+                    d -= t
+                    d *= rstd[i:j, None]
+                sums[a] = (gw, gb)
 
             self.threads.run(grad, parts)
             gw = sum(v[0] for v in sums.values()) if w is not None else None
@@ -291,15 +307,55 @@ class NumpyFast:
 
 
 
+def _aug(a, col):
+    """[a, col] along the last axis, contiguous: (..., T, d) -> (..., T, d + 1)."""
+    out = np.empty(a.shape[:-1] + (a.shape[-1] + 1,), dtype=a.dtype)
+    out[..., :-1] = a
+    out[..., -1:] = col
+    return out
+
+
+def _aug_t(a, row):
+    """[a^T; row^T], contiguous: (..., T, d) and row (..., T, 1) or a number -> (..., d + 1, T)."""
+    out = np.empty(a.shape[:-2] + (a.shape[-1] + 1, a.shape[-2]), dtype=a.dtype)
+    out[..., :-1, :] = np.swapaxes(a, -1, -2)
+    out[..., -1:, :] = np.swapaxes(row, -1, -2) if np.ndim(row) else row
+    return out
+
+
+def _score_shift(qs, k):
+    """A shift per query row that no score of the row exceeds, or None.
+
+    |q . k| <= |q| max|k| (Cauchy-Schwarz) bounds each row's scores without
+    computing them, so softmax needs no row max: while the bound is at most
+    SHIFT_BOUND, exp(score - bound) >= exp(-2 SHIFT_BOUND) stays a normal
+    float32 and nothing underflows. Past it the kernels take the exact row max.
+    """
+    bound = np.sqrt(np.vecdot(qs, qs))[..., None]  # (B, nh, Tq, 1)
+    bound *= np.sqrt(np.max(np.vecdot(k, k), axis=-1))[..., None, None]
+    return bound if float(np.max(bound, initial=0.0)) <= SHIFT_BOUND else None
+
+
+def _softmax_rows(s, shift):
+    """exp(s - shift) in place, shift None: the row max; -> (row sums, the shift used)."""
+    if shift is None:
+        shift = _rowmax(s)
+        s -= shift
+    np.exp(s, out=s)
+    return _rowsum(s), shift
+
+
 def _attention_whole(q, k, v, mask, scale, out):
     """Short contexts: the whole (Tq, Tk) probability matrix, kept for the backward.
-    Writes the output into `out`; returns backward(g, dq, dk, dv), which fills dq, dk, dv."""
-    p = (q * scale) @ np.swapaxes(k, -1, -2)  # (B, nh, Tq, Tk) scores
+    Writes the output into `out`; returns backward(g, dq, dk, dv), which fills dq, dk, dv.
+    The softmax shift rides in the matmul: [q, -shift] @ [k, 1]^T = q k^T - shift."""
+    qs = q * scale
+    shift = _score_shift(qs, k)
+    p = _aug(qs, -shift if shift is not None else 0.0) @ _aug_t(k, 1.0)  # (B, nh, Tq, Tk) shifted scores
     if mask is not None:
         _mask_out(p, mask)
-    p -= _rowmax(p)
-    np.exp(p, out=p)
-    p *= 1.0 / _rowsum(p)  # probabilities
+    total, _ = _softmax_rows(p, shift)
+    p *= 1.0 / total  # probabilities
     np.matmul(p, v, out=out)  # (B, nh, Tq, hs)
 
     def backward(g, dq, dk, dv):
@@ -317,34 +373,37 @@ def _attention_blocked(q, k, v, mask, scale, out, blk=None):
     """Flash-style: the forward over blocks of queries, the backward over blocks of
     keys, each computing its (blk, Tk) or (blk, Tq) scores afresh; only the
     per-row log-sum-exp is kept. A causal mask skips the blocks it hides whole.
+    Every matmul takes contiguous operands, the shifts (softmax's, the backward's
+    log-sum-exp and rowsum(P dP)) riding in them as an extra column.
     Writes into `out`; returns backward(g, dq, dk, dv) as _attention_whole does."""
     blk = blk or ATTENTION_BLOCK
     tq, tk = q.shape[-2], k.shape[-2]
     off = tk - tq  # under the mask, query i sees key j when j <= i + off
     qs = q * scale  # (B, nh, Tq, hs)
-    kt = np.swapaxes(k, -1, -2)
+    shift = _score_shift(qs, k)
+    qa = _aug(qs, -shift if shift is not None else 0.0)  # (B, nh, Tq, hs + 1)
+    kat = _aug_t(k, 1.0)  # (B, nh, hs + 1, Tk)
     lse = np.empty(q.shape[:-1] + (1,), dtype=q.dtype)  # (B, nh, Tq, 1)
     for i0 in range(0, tq, blk):
         i1 = min(tq, i0 + blk)
         kend = tk if mask is None else min(tk, i1 + off)  # keys past kend are hidden from the whole block
-        s = qs[..., i0:i1, :] @ kt[..., :kend]  # (B, nh, bq, kend)
+        s = qa[..., i0:i1, :] @ kat[..., :kend]  # (B, nh, bq, kend)
         c0 = max(0, i0 + off + 1)  # keys before c0 are visible to every query of the block
         if mask is not None and c0 < kend:
             _mask_out(s[..., c0:kend], mask[i0:i1, c0:kend])
-        m = _rowmax(s)
-        s -= m
-        np.exp(s, out=s)
-        total = _rowsum(s)
+        total, m = _softmax_rows(s, None if shift is None else shift[..., i0:i1, :])
         o = np.matmul(s, v[..., :kend, :], out=out[..., i0:i1, :])
         o *= 1.0 / total  # normalize the (bq, hs) output, not the (bq, kend) probabilities
         np.log(total, out=total)
         np.add(total, m, out=lse[..., i0:i1, :])
 
     def backward(g, dq, dk, dv):
-        dd = np.swapaxes(_rowdot(g, out), -1, -2)  # (B, nh, 1, Tq): rowsum(P * dP) = g . out per query
-        lse_t = np.swapaxes(lse, -1, -2)  # (B, nh, 1, Tq)
-        qst, gt = np.swapaxes(qs, -1, -2), np.swapaxes(g, -1, -2)  # (B, nh, hs, Tq)
-        dq[...] = 0.0
+        g = np.ascontiguousarray(g)
+        ka, va = _aug(k, 1.0), _aug(v, 1.0)  # (B, nh, Tk, hs + 1)
+        qat = _aug_t(qs, -lse)  # [qs^T; -lse^T] (B, nh, hs + 1, Tq)
+        gat = _aug_t(g, -_rowdot(g, out))  # [g^T; -rowsum(P * dP)^T]: rowsum(P dP) = g . out
+        kt = np.ascontiguousarray(np.swapaxes(k, -1, -2))  # (B, nh, hs, Tk)
+        dqt = np.zeros(q.shape[:-2] + q.shape[-1:] + (tq,), dtype=q.dtype)  # dq^T (B, nh, hs, Tq)
         for j0 in range(0, tk, blk):
             j1 = min(tk, j0 + blk)
             r0 = 0 if mask is None else max(0, j0 - off)  # the first query that sees a key of the block
@@ -352,19 +411,17 @@ def _attention_blocked(q, k, v, mask, scale, out, blk=None):
                 dk[..., j0:j1, :] = 0.0
                 dv[..., j0:j1, :] = 0.0
                 continue
-            pt = k[..., j0:j1, :] @ qst[..., r0:]  # S^T (B, nh, bk, nq)
+            pt = ka[..., j0:j1, :] @ qat[..., r0:]  # S^T - lse (B, nh, bk, nq)
             r1 = min(tq, j1 - 1 - off)  # queries from r1 on see the whole block
             if mask is not None and r0 < r1:
                 _mask_out(pt[..., :r1 - r0], mask[r0:r1, j0:j1].T)
-            pt -= lse_t[..., r0:]
             np.exp(pt, out=pt)  # P^T
             np.matmul(pt, g[..., r0:, :], out=dv[..., j0:j1, :])
-            dst = v[..., j0:j1, :] @ gt[..., r0:]  # dP^T (B, nh, bk, nq)
-            dst -= dd[..., r0:]
+            dst = va[..., j0:j1, :] @ gat[..., r0:]  # dP^T - rowsum(P dP) (B, nh, bk, nq)
             dst *= pt  # dS^T
             np.matmul(dst, qs[..., r0:, :], out=dk[..., j0:j1, :])
-            dq[..., r0:, :] += np.swapaxes(dst, -1, -2) @ k[..., j0:j1, :]
-        dq *= scale
+            dqt[..., r0:] += kt[..., j0:j1] @ dst
+        np.multiply(np.swapaxes(dqt, -1, -2), scale, out=dq)
 
     return backward
 

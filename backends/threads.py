@@ -124,11 +124,17 @@ class ThreadPolicy:
             return
         if self._helper is None:
             self._helper = ThreadPoolExecutor(1, thread_name_prefix="tinyllm-kernel")
-        other = self._helper.submit(fn, *ranges[1])
+        for c in self._blas:  # each half is one thread: BLAS calls inside it must not fan out again
+            c.set_num_threads(1)
         try:
-            fn(*ranges[0])
+            other = self._helper.submit(fn, *ranges[1])
+            try:
+                fn(*ranges[0])
+            finally:
+                other.result()
         finally:
-            other.result()
+            for c in self._blas:
+                c.set_num_threads(self.threads)
 
     def describe(self) -> str:
         if self.pinned:

@@ -37,6 +37,9 @@ def test_json_report_structure():
     assert tl["memory"]["step_bytes"] >= 0
     ops = {r["op"] for r in run["profile"]}
     assert {"matmul", "attention", "layer_norm", "gelu", "[optimizer]"} <= ops
+    m = run["machine"]
+    assert m["cpu"] and m["blas"] and all(b["architecture"] and b["internal_api"] for b in m["blas"])
+    assert run["malloc_tuned"] in (True, False) and run["policy"].startswith("1 ")
     s = rep["sampling"]
     assert s["tokens"] == 5 and s["cache_tok_s"] > 0 and s["nocache_tok_s"] > 0
     if HAVE_TORCH:
@@ -46,6 +49,7 @@ def test_json_report_structure():
         assert run["torch"]["ms_median"] > 0
         assert run["ratio"] == pytest.approx(tl["ms_median"] / run["torch"]["ms_median"])
         assert rep["gate_ok"] is True
+        assert run["torch_profile"]["matmul"] > 0 and "[optimizer]" in run["torch_profile"]
 
 
 def test_table_without_torch():
@@ -54,6 +58,17 @@ def test_table_without_torch():
     out = p.stdout
     assert "tinyllm ms" in out and "per-op profile" in out and "matmul" in out
     assert "gate" not in out  # nothing to compare against
+
+
+def test_context_sweep_reports_memory_up_to_1024():
+    p = subprocess.run([sys.executable, str(BENCH), "--preset", "sweep-context", "--batch", "1", "--n-layer", "1",
+                        "--n-head", "2", "--n-embd", "16", "--steps", "1", "--warmup", "0", "--threads", "1",
+                        "--no-torch", "--mem-steps", "1", "--json", "--plot", "/dev/null"],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    runs = json.loads(p.stdout)["runs"]
+    assert [r["config"]["block"] for r in runs] == [32, 64, 128, 256, 512, 1024]
+    assert all(r["tinyllm"]["memory"]["step_bytes"] >= 0 for r in runs)
 
 
 def test_bad_input_is_one_line_and_exit_2():
