@@ -9,12 +9,14 @@ vector sums short rows far faster than np.sum over a 64-wide last axis).
 Every kernel is dtype-generic (float32 for training, float64 for the
 gradient checks) and keeps only what its backward needs.
 
-What was measured on this machine type (Xeon, AVX-512; NumPy 2.4) and left
-out: numexpr 2.14 (no VML in its wheel) took 13-15 ms for a GELU that these
-NumPy passes do in 1.1 ms (its tanh is a scalar loop; even plain arithmetic
-ran at half NumPy's speed), and a numba 0.68 loop 15 ms (its PyPI llvmlite
-has no SVML, so tanh is not vectorized). NumPy's own SIMD tanh/exp run at
-about 0.5 ns an element, so a handful of whole-array passes wins.
+What was measured on this machine type (Xeon, AVX-512; NumPy 2.4, one
+thread, GELU of a (768, 512) float32 array) and left out: numexpr 2.14 took
+13-17 ms where these NumPy passes take 1.1-1.2 ms (its wheel has no VML, so
+tanh is a scalar loop; even `x*x*a + y*x + 1` ran in 2.2 ms against NumPy's
+1.0, and 1.2 against 0.9 on two threads), and a numba 0.68 loop 15 ms (7.8
+on two threads: its PyPI llvmlite has no SVML, so tanh is not vectorized).
+NumPy's own SIMD tanh/exp run at about 0.5 ns an element, so a handful of
+passes wins; each pass runs over a chunk that stays in L2 (CHUNK).
 
 Attention is blocked (flash-style) once the context is longer than one
 block: the (Tq, Tk) score matrix is never held whole, the forward keeps only
@@ -22,8 +24,9 @@ each row's log-sum-exp, and the backward recomputes a block of scores at a
 time, so memory grows linearly with the context; fully masked blocks of a
 causal mask are skipped, which also halves the work.
 
-BLAS threads follow one policy (backends/threads.py), refreshed from the
-matmul kernel, so every op that reaches BLAS runs under it.
+Threads follow one policy (backends/threads.py), refreshed from the matmul
+kernel: BLAS uses what it allows, and with two threads every kernel here
+splits its rows in two and runs one half on the policy's helper thread.
 """
 from __future__ import annotations
 
