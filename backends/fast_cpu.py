@@ -349,23 +349,29 @@ def _softmax_rows(s, shift):
 
 
 def _attention_whole(q, k, v, mask, scale, out):
-    """Short contexts: the whole (Tq, Tk) probability matrix, kept for the backward.
+    """Short contexts: the whole (Tq, Tk) matrix of exp(scores - shift), kept for the backward.
     Writes the output into `out`; returns backward(g, dq, dk, dv), which fills dq, dk, dv.
-    The softmax shift rides in the matmul: [q, -shift] @ [k, 1]^T = q k^T - shift."""
+    Shifts and row scalings ride in the matmuls ([q, -shift] @ [k, 1]^T = q k^T - shift),
+    so the (Tq, Tk) matrix is never normalized, subtracted from or reduced."""
     qs = q * scale
     shift = _score_shift(qs, k)
-    p = _aug(qs, -shift if shift is not None else 0.0) @ _aug_t(k, 1.0)  # (B, nh, Tq, Tk) shifted scores
+    e = _aug(qs, -shift if shift is not None else 0.0) @ _aug_t(k, 1.0)  # (B, nh, Tq, Tk) shifted scores
     if mask is not None:
-        _mask_out(p, mask)
-    total, _ = _softmax_rows(p, shift)
-    p *= 1.0 / total  # probabilities
-    np.matmul(p, v, out=out)  # (B, nh, Tq, hs)
+        _mask_out(e, mask)
+    total, _ = _softmax_rows(e, shift)  # e = P * total
+    inv = np.divide(1.0, total, out=total)  # (B, nh, Tq, 1)
+    np.matmul(e, v, out=out)
+    out *= inv  # (B, nh, Tq, hs)
 
     def backward(g, dq, dk, dv):
-        np.matmul(np.swapaxes(p, -1, -2), g, out=dv)  # (B, nh, Tk, hs)
-        ds = (g * scale) @ np.swapaxes(v, -1, -2)  # dP * scale (B, nh, Tq, Tk): scale on the smaller side
-        ds -= _rowdot(ds, p)
-        ds *= p  # dS * scale
+        gi = g * inv  # g / total: P^T g = e^T gi
+        np.matmul(np.swapaxes(e, -1, -2), gi, out=dv)  # (B, nh, Tk, hs)
+        d = _rowdot(g, out)  # rowsum(P * dP) = g . out per query
+        d *= inv
+        gi *= scale
+        d *= -scale
+        ds = _aug(gi, d) @ _aug_t(v, 1.0)  # (dP - rowsum(P dP)) * scale / total
+        ds *= e  # dS * scale
         np.matmul(ds, k, out=dq)
         np.matmul(np.swapaxes(ds, -1, -2), q, out=dk)
 
