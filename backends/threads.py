@@ -1,4 +1,4 @@
-"""One thread policy for the CPU: how many threads BLAS and tinyllm's own
+"""One thread policy for the CPU: how many threads tinyllm's matmuls and
 kernels may use right now.
 
 Two threads pay only when both cores are free. When another process keeps a
@@ -7,16 +7,16 @@ whose thread the scheduler has parked: measured here, a 768x128x384 matmul
 went from 1.2 ms on one thread to 12-16 ms on two, and the char MLP tutorial
 from 4 s to 11 s. So the policy watches the machine: every `interval`
 seconds it reads how many CPUs other processes kept busy since its last look
-(/proc/stat minus this process's own CPU time) and lets BLAS use only the
-cores they leave free, never more than the pool had when the policy was made
+(/proc/stat minus this process's own CPU time) and uses only the cores they
+leave free, never more than the BLAS pool had when the policy was made
 (OpenBLAS sizes that from OMP_NUM_THREADS / OPENBLAS_NUM_THREADS or the CPUs
-this process may run on). threadpoolctl reads and sets the pools.
+this process may run on). threadpoolctl reads and sets the pool.
 
-The fused kernels (backends/fast_cpu.py) follow the same count: with two
-threads they cut their rows in two and run one half on a helper thread (NumPy
-releases the GIL inside its loops), so the elementwise work that BLAS does
-not do scales too; with one, they run in the calling thread alone. The
-helper waits on a queue, so it never spins against another process.
+The kernels (backends/fast_cpu.py) cut their rows into one part per thread
+and run the parts at once (NumPy releases the GIL inside its loops and BLAS
+calls), matmuls and elementwise work alike, so everything scales, not only
+BLAS; with one thread they run in the calling thread alone. The helpers wait
+on a queue, so they never spin against another process.
 
 The policy starts at one thread and widens after its first look, so a short
 script never oversubscribes. It only touches pools when its choice changes.
@@ -27,7 +27,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-MIN_SPLIT = 1 << 16  # elements of work below which a kernel is not worth splitting across threads
+MIN_SPLIT = 1 << 16  # elements (or multiply-adds / 64) of work a part needs to be worth a thread
 BUSY = 0.25  # a core still counts as free while other processes use up to this much of it
 
 
@@ -67,26 +67,29 @@ def blas_controllers():
 
 
 class ThreadPolicy:
-    """threads: what BLAS may use now; refresh() updates it at most every `interval` s."""
+    """threads: how many threads tinyllm's CPU work may use now; refresh() updates it
+    at most every `interval` s.
+
+    BLAS itself is held at one thread: the kernels split matmuls and elementwise
+    work into as many parts as `threads` and run them at once, one in the
+    calling thread and the rest on helper threads that wait on a queue. One
+    pool for both, and no BLAS worker left spinning between calls against the
+    helpers or another process (OpenBLAS's workers busy-wait after each call).
+    """
 
     def __init__(self, max_threads: int | None = None, interval: float = 0.5):
-        self._blas = blas_controllers()
-        pools = [c.num_threads for c in self._blas]
-        self.max_threads = max(1, max_threads or (max(pools) if pools else 1))
+        blas = blas_controllers()
+        pools = [c.num_threads for c in blas]
+        self.max_threads = max(1, max_threads or (max(pools) if pools else usable_cpus()))
+        for c in blas:
+            c.set_num_threads(1)
         self.interval = interval
-        self.threads = 0
+        self.threads = 1
         self.pinned = False
         self.others = 0.0  # CPUs other processes kept busy over the last window
-        self._helper = None  # the one extra thread of the kernels, made when first needed
-        self._set(1)
+        self._helpers = None  # the extra threads, made when first needed
         self._last = (_machine_busy(), _own_cpu())
         self._due = time.monotonic() + interval
-
-    def _set(self, n: int) -> None:
-        if n != self.threads:
-            for c in self._blas:
-                c.set_num_threads(n)
-            self.threads = n
 
     def refresh(self) -> int:
         """Re-decide from the last window if it is over; the thread count in force."""
@@ -97,44 +100,38 @@ class ThreadPolicy:
         self._last = (machine, own)
         self._due = time.monotonic() + self.interval
         if machine is None or before is None or machine[1] <= before[1]:
-            self._set(self.max_threads)  # nothing to read (not Linux): trust the pool size
+            self.threads = self.max_threads  # nothing to read (not Linux): trust the pool size
             return self.threads
         wall = machine[1] - before[1]
         self.others = max(0.0, (machine[0] - before[0]) - (own - own0)) / wall
-        self._set(threads_for(usable_cpus(), self.others, self.max_threads))
+        self.threads = threads_for(usable_cpus(), self.others, self.max_threads)
         return self.threads
 
-    def pin(self, n: int) -> None:
+    def pin(self, n: int | None) -> None:
         """Use n threads from now on, whatever the machine does (n=None: follow the machine again)."""
         self.pinned = n is not None
         if n is not None:
-            self._set(max(1, n))
+            self.threads = max(1, n)
 
     def ranges(self, n: int, work: int) -> list:
-        """[(start, stop)] over range(n): two halves when two threads may run and
-        `work` (elements) is worth it, else the whole range."""
-        if self.threads < 2 or n < 2 or work < MIN_SPLIT:
-            return [(0, n)]
-        return [(0, n // 2), (n // 2, n)]
+        """[(start, stop)] cutting range(n) into one part per thread, fewer when a
+        part would hold less than MIN_SPLIT elements of `work`."""
+        k = max(1, min(self.threads, n, work // max(1, MIN_SPLIT)))
+        return [(i * n // k, (i + 1) * n // k) for i in range(k)]
 
     def run(self, fn, ranges: list) -> None:
-        """fn(start, stop) for each range: the second on the helper thread, at the same time."""
+        """fn(start, stop) for every range at once: the first here, the rest on helpers."""
         if len(ranges) == 1:
             fn(*ranges[0])
             return
-        if self._helper is None:
-            self._helper = ThreadPoolExecutor(1, thread_name_prefix="tinyllm-kernel")
-        for c in self._blas:  # each half is one thread: BLAS calls inside it must not fan out again
-            c.set_num_threads(1)
+        if self._helpers is None or self._helpers._max_workers < len(ranges) - 1:
+            self._helpers = ThreadPoolExecutor(len(ranges) - 1, thread_name_prefix="tinyllm")
+        others = [self._helpers.submit(fn, *r) for r in ranges[1:]]
         try:
-            other = self._helper.submit(fn, *ranges[1])
-            try:
-                fn(*ranges[0])
-            finally:
-                other.result()
+            fn(*ranges[0])
         finally:
-            for c in self._blas:
-                c.set_num_threads(self.threads)
+            for f in others:
+                f.result()
 
     def describe(self) -> str:
         if self.pinned:

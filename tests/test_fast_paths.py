@@ -11,6 +11,7 @@ thread policy to drive the BLAS pool, and the profiler to time ops however
 they were imported.
 """
 import inspect
+import threading
 import tracemalloc
 
 import numpy as np
@@ -102,8 +103,6 @@ def kernels(request, monkeypatch):
     fast = NumpyFast()
     fast.threads.pin(request.param)
     yield fast
-    fast.threads.pin(None)
-    fast.threads._set(1)
 
 
 def _grad_seed(rng, out, name):
@@ -249,19 +248,25 @@ def test_thread_policy_leaves_busy_cores_alone(ncpu, others, cap, want):
     assert threads_for(ncpu, others, cap) == want
 
 
-def test_thread_policy_sets_the_blas_pool():
+def test_thread_policy_holds_blas_at_one_thread_and_splits_work_itself(monkeypatch):
+    """BLAS workers would spin between calls; the policy's own helpers split the work instead."""
     blas = blas_controllers()
     if not blas:
         pytest.skip("no BLAS library that threadpoolctl can see")
-    before = [c.num_threads for c in blas]
-    try:
-        policy = ThreadPolicy(max_threads=2)
-        assert policy.threads == 1 and all(c.get_num_threads() == 1 for c in blas)  # starts narrow
-        policy._set(2)
-        assert all(c.get_num_threads() == min(2, b) for c, b in zip(blas, before)) or before == [1]
-    finally:
-        for c, n in zip(blas, before):
-            c.set_num_threads(n)
+    policy = ThreadPolicy(max_threads=3)
+    assert all(c.get_num_threads() == 1 for c in blas)
+    assert policy.threads == 1 and policy.ranges(100, 10**9) == [(0, 100)]  # starts narrow
+    policy.pin(3)
+    assert policy.ranges(100, 10**9) == [(0, 33), (33, 66), (66, 100)]
+    assert policy.ranges(100, 2 * threads.MIN_SPLIT) == [(0, 50), (50, 100)]  # parts worth a thread only
+    seen, together = [], threading.Barrier(3, timeout=10)
+
+    def part(i, j):
+        together.wait()  # passes only when the three parts run at the same time
+        seen.append((i, j, threading.current_thread().name))
+
+    policy.run(part, policy.ranges(9, 10**9))
+    assert sorted(s[:2] for s in seen) == [(0, 3), (3, 6), (6, 9)] and len({s[2] for s in seen}) == 3
 
 
 # -- profiler --------------------------------------------------------------------------------------
