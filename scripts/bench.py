@@ -254,8 +254,8 @@ def render(rep: dict) -> str:
         out.append(f"config: batch {c['batch']}, block {c['block']}, {c['n_layer']} layers, {c['n_head']} heads, "
                    f"{c['n_embd']} embd, vocab {c['vocab']}, dropout {c['dropout']}, bias {c['bias']}, tied embeddings")
     out.append(f"tinyllm fast path: {r0['fast_path']}; allocator tuning "
-               f"{'on' if r0.get('malloc_tuned') else 'off'}; BLAS threads at the end of each timing run (thread "
-               "policy): " + ", ".join(f"{r['threads']} allowed -> {r['policy']}" for r in rep["runs"] if "policy" in r))
+               f"{'on' if r0.get('malloc_tuned') else 'off'}; threads tinyllm used at the end of each timing run "
+               "(thread policy): " + ", ".join(f"{r['threads']} allowed -> {r['policy']}" for r in rep["runs"] if "policy" in r))
     hdr = (f"{'threads':>7} {'OMP/OPENBLAS/torch':>18} {'block':>5} {'embd':>4} | {'tinyllm ms':>10} {'tok/s':>8} | "
            f"{'torch ms':>8} {'tok/s':>8} | {'ratio':>5} | {'mem MB tl/torch':>15} {'ratio':>5}")
     out.append(hdr)
