@@ -5,7 +5,7 @@ Two threads pay only when both cores are free. When another process keeps a
 core busy, OpenBLAS still splits every matmul in two and waits for the half
 whose thread the scheduler has parked: measured here, a 768x128x384 matmul
 went from 1.2 ms on one thread to 12-16 ms on two, and the char MLP tutorial
-from 4 s to 11 s. So the policy watches the machine: every `interval`
+from 4 s to 11 s (63 s with the machine's other load on top). So the policy watches the machine: every `interval`
 seconds it reads how many CPUs other processes kept busy since its last look
 (/proc/stat minus this process's own CPU time) and uses only the cores they
 leave free, never more than the BLAS pool had when the policy was made
@@ -19,7 +19,8 @@ BLAS; with one thread they run in the calling thread alone. The helpers wait
 on a queue, so they never spin against another process.
 
 The policy starts at one thread and widens after its first look, so a short
-script never oversubscribes. It only touches pools when its choice changes.
+script never oversubscribes. Holding BLAS at one thread is the one thing it
+changes in the process, once, when the CPU backend is made.
 """
 from __future__ import annotations
 
