@@ -1,4 +1,4 @@
-"""The command line: `tinyllm train`, `tinyllm sample`, `tinyllm gradcheck` (also `python -m tinyllm`).
+"""The command line: `tinyllm train`, `sample`, `export`, `gradcheck` (also `python -m tinyllm`).
 
 Bad input never shows a traceback: every error the library raises for it is
 one line on stderr naming the problem and the fix. Exit codes (all mapped in
@@ -6,8 +6,9 @@ EXIT_CODES / run_guarded below):
 
     0    success
     1    `tinyllm gradcheck` found an op whose gradient is wrong
-    2    bad input: settings, data file, prompt, device, checkpoint, output directory, or a
-         directory locked by another run (argparse's own usage errors are 2 as well)
+    2    bad input: settings, data file, prompt, device, checkpoint, output directory, a GPT-2
+         directory or export destination, or a directory locked by another run (argparse's own
+         usage errors are 2 as well)
     3    training failed while running: the loss went nan/inf, or out of memory
     130  interrupted with Ctrl-C (after saving a checkpoint on the first one)
 """
@@ -19,6 +20,8 @@ import sys
 from backends import DeviceError, tune_malloc
 
 from .data import DataError, TokenizerError
+from .hf_dir import ExportError
+from .models.hf_gpt2 import HFFormatError
 from .sample import SamplingError
 from .train.checkpoint import CheckpointError, OutputDirError
 from .train.config import ConfigError, TrainConfig
@@ -32,7 +35,7 @@ EXIT_OK, EXIT_GRADCHECK_FAILED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 
 EXIT_CODES = (
     ((NonFiniteError, OutOfMemory), EXIT_FAILED),
     ((ConfigError, DataError, TokenizerError, SamplingError, CheckpointError, OutputDirError, LockError,
-      DeviceError), EXIT_BAD_INPUT),
+      DeviceError, HFFormatError, ExportError), EXIT_BAD_INPUT),
 )
 
 
@@ -67,6 +70,8 @@ examples:
   tinyllm train --device cuda --n-layer 6 --n-embd 192 --batch-size 64
   tinyllm train --resume --out out               # continue a run (flags given override its settings)
   tinyllm train --config run.toml --lr 3e-3      # settings from a TOML file; flags win
+  tinyllm train --data input.txt --tokenizer bpe --vocab-size 512   # byte-level BPE instead of characters
+  tinyllm train --init-from gpt2 --data my.txt --lr 3e-5 --block-size 256   # fine-tune a local GPT-2 directory
 
 The output directory gets checkpoint.json + a .safetensors file, log.jsonl and loss.png.
 Exit codes: 0 ok, 2 bad input (one line on stderr), 3 training diverged or ran out of memory, 130 Ctrl-C.
@@ -89,6 +94,13 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dropout", type=float, default=S, metavar="P", help="dropout probability (gpt; default 0)")
     g.add_argument("--bias", action=argparse.BooleanOptionalAction, default=S,
                    help="biases in Linear and LayerNorm layers (gpt; default on)")
+    g.add_argument("--tokenizer", default=S, choices=["char", "bpe"],
+                   help="char (default; words for arithmetic) or bpe: a byte-level BPE trained on the training "
+                        "split (needs: pip install 'tinyllm[bpe]')")
+    g.add_argument("--vocab-size", type=int, default=S, metavar="N", help="BPE vocabulary size (default 512)")
+    g.add_argument("--init-from", default=S, metavar="DIR",
+                   help="start from a local Hugging Face GPT-2 directory (config.json, model.safetensors, "
+                        "tokenizer.json or vocab.json + merges.txt): its weights and tokenizer; nothing is downloaded")
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=int, default=S, metavar="N", help=f"optimizer steps in total (default {D.steps})")
     g.add_argument("--batch-size", type=int, default=S, metavar="N", help=f"sequences per step (default {D.batch_size})")
@@ -170,15 +182,26 @@ def _vocab_preview(tokenizer, limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def cmd_sample(args) -> int:
-    from .sample import complete
+def _load_run(out: str, device):
+    """(model, tokenizer, meta) of the training run in out; CheckpointError when it has none."""
     from .train.checkpoint import has_checkpoint
     from .train.trainer import load_trained
 
-    if not has_checkpoint(args.out):
-        raise CheckpointError(f"no checkpoint in {args.out!r}; train one first (tinyllm train --out {args.out}) "
+    if not has_checkpoint(out):
+        raise CheckpointError(f"no checkpoint in {out!r}; train one first (tinyllm train --out {out}) "
                               f"or point --out at a training run's directory")
-    model, tok, meta = load_trained(args.out, args.device)
+    return load_trained(out, device)
+
+
+def cmd_sample(args) -> int:
+    from .sample import complete
+
+    if args.init_from is not None:
+        from .hf_dir import load_pretrained
+
+        model, tok = load_pretrained(args.init_from, args.device)
+    else:
+        model, tok, _ = _load_run(args.out, args.device)
     if args.prompt:
         try:
             tok.encode(args.prompt)
@@ -200,6 +223,9 @@ def cmd_sample(args) -> int:
 
 def _add_sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out", metavar="DIR", help="training run directory with a checkpoint (default out)")
+    p.add_argument("--init-from", default=None, metavar="DIR",
+                   help="sample a local Hugging Face GPT-2 directory instead of a run (config.json, "
+                        "model.safetensors, tokenizer.json or vocab.json + merges.txt)")
     p.add_argument("--num-samples", type=int, default=10, metavar="N", help="how many samples (default 10)")
     p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; higher = more varied (default 0.8)")
     p.add_argument("--top-k", type=int, default=None, metavar="K", help="sample only from the K most likely tokens")
@@ -211,6 +237,22 @@ def _add_sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or strict; any device "
                                                     "loads any checkpoint")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+
+
+# -- tinyllm export -------------------------------------------------------------------------------------
+
+def cmd_export(args) -> int:
+    from .hf_dir import export_model
+
+    model, tok, meta = _load_run(args.out, "cpu")
+    files = export_model(model, tok, args.dest)
+    print(f"exported {args.out} (step {meta.get('step', '?')}) to {args.dest}: {', '.join(files)}")
+    if "tokenizer.json" not in files:
+        print(f"note: the run's {getattr(tok, 'kind', '?')} tokenizer has no Hugging Face form, so none was "
+              f"written; train with --tokenizer bpe to export one")
+    print(f"load it with transformers: GPT2LMHeadModel.from_pretrained({args.dest!r}), "
+          f"or: tinyllm sample --init-from {args.dest}")
+    return EXIT_OK
 
 
 # -- tinyllm gradcheck ----------------------------------------------------------------------------------
@@ -248,10 +290,24 @@ def make_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="generate text from a trained model",
                        description="Generate samples from the checkpoint in --out, on any device.",
                        epilog="examples:\n  tinyllm sample --num-samples 10 --temperature 0.8\n"
-                              "  tinyllm sample --out shakespeare --prompt 'ROMEO:' --max-new-tokens 300 --top-p 0.9",
+                              "  tinyllm sample --out shakespeare --prompt 'ROMEO:' --max-new-tokens 300 --top-p 0.9\n"
+                              "  tinyllm sample --init-from gpt2 --prompt 'Hello, I am' --temperature 0 "
+                              "--max-new-tokens 50",
                        formatter_class=fmt)
     _add_sample_args(s)
     s.set_defaults(func=cmd_sample)
+    e = sub.add_parser("export", help="write a trained GPT as a Hugging Face GPT-2 directory",
+                       description="Write the GPT in --out as a directory that transformers' "
+                                   "GPT2LMHeadModel.from_pretrained(DEST) loads: config.json, model.safetensors, and "
+                                   "tokenizer.json + tokenizer_config.json when the run used --tokenizer bpe. "
+                                   "Needs no torch. DEST must not exist or be empty.",
+                       epilog="example:\n  tinyllm export --out shakespeare shakespeare-hf\n"
+                              "  python -c \"from transformers import GPT2LMHeadModel as M; "
+                              "M.from_pretrained('shakespeare-hf')\"",
+                       formatter_class=fmt)
+    e.add_argument("--out", default="out", metavar="RUN", help="training run directory with a checkpoint (default out)")
+    e.add_argument("dest", metavar="DEST", help="directory to create")
+    e.set_defaults(func=cmd_export)
     g = sub.add_parser("gradcheck", help="check every op's backward against numerical gradients",
                        description="For each op: the analytic gradient (backward) at its worst element next to "
                                    "the numerical one (central differences in float64), and the error.",

@@ -177,7 +177,9 @@ def default_prompt(tokenizer) -> list:
     """Where a sample starts when no prompt is given: <bos>, else a newline, else token 0."""
     if getattr(tokenizer, "bos_id", None) is not None:
         return [tokenizer.bos_id]
-    stoi = getattr(tokenizer, "stoi", {})
+    stoi = getattr(tokenizer, "stoi", None)
+    if stoi is None:  # e.g. byte-level BPE: every text encodes
+        return tokenizer.encode("\n")[:1] or [0]
     return [stoi["\n"]] if "\n" in stoi else [0]
 
 

@@ -72,26 +72,38 @@ def _stream(tok, lines: list) -> list:
     return out
 
 
-def line_dataset(name: str, lines: list, seed: int = 0, word: bool = False) -> Dataset:
+def line_dataset(name: str, lines: list, seed: int = 0, word: bool = False, make_tokenizer=None) -> Dataset:
+    """make_tokenizer: (training lines, lines=True) -> tokenizer with a bos token (e.g. a BPE trained on them);
+    None: characters (words if word=True) of all lines."""
     lines = [l for l in (s.strip() for s in lines) if l]
     if len(lines) < 2:
         raise DataError(f"dataset {name!r} has fewer than 2 non-empty lines; it needs lines for training and validation")
-    text = "\n".join(lines)
-    tok = WordTokenizer.from_text(text) if word else CharTokenizer.from_text(text, bos=True)
     tr, va = _split_lines(lines, seed)
+    if make_tokenizer is not None:
+        tok = make_tokenizer(tr, True)
+    else:
+        text = "\n".join(lines)
+        tok = WordTokenizer.from_text(text) if word else CharTokenizer.from_text(text, bos=True)
     return Dataset(name, tok, _stream(tok, tr), _stream(tok, va), lines=lines, train_lines=tr, val_lines=va)
 
 
-def text_dataset(name: str, text: str) -> Dataset:
-    """A long text: character tokens, the first 90% for training, the rest for validation."""
+def text_dataset(name: str, text: str, make_tokenizer=None) -> Dataset:
+    """A long text: character tokens, the first 90% for training, the rest for validation.
+
+    make_tokenizer: ([training text], lines=False) -> tokenizer; the split is then at 90% of the
+    characters, and info["val_chars"] counts the validation text (for bits per character)."""
+    if make_tokenizer is not None:
+        n = int(0.9 * len(text))
+        tok = make_tokenizer([text[:n]], False)
+        return Dataset(name, tok, tok.encode(text[:n]), tok.encode(text[n:]), info={"val_chars": len(text) - n})
     tok = CharTokenizer.from_text(text)
     ids = tok.encode(text)
     n = int(0.9 * len(ids))
     return Dataset(name, tok, ids[:n], ids[n:])
 
 
-def names_dataset(seed: int = 0) -> Dataset:
-    return line_dataset("names", names_text().splitlines(), seed)
+def names_dataset(seed: int = 0, make_tokenizer=None) -> Dataset:
+    return line_dataset("names", names_text().splitlines(), seed, make_tokenizer=make_tokenizer)
 
 
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
@@ -121,27 +133,31 @@ def arithmetic_problems(max_operand: int = 99) -> list:
     return out
 
 
-def arithmetic_dataset(seed: int = 0) -> Dataset:
+def arithmetic_dataset(seed: int = 0, make_tokenizer=None) -> Dataset:
     """Problems split 90/10 by seed: val problems never appear in training."""
-    return line_dataset("arithmetic", arithmetic_problems(), seed, word=True)
+    return line_dataset("arithmetic", arithmetic_problems(), seed, word=True, make_tokenizer=make_tokenizer)
 
 
 DATASETS = ("names", "arithmetic")
 
 
-def load_dataset(spec: str = "names", seed: int = 0, lines: bool | None = None) -> Dataset:
+def load_dataset(spec: str = "names", seed: int = 0, lines: bool | None = None, tokenizer=None) -> Dataset:
     """"names", "arithmetic", or a path to a UTF-8 text file.
 
     A file is treated line by line (like names) when lines=True, as one long
     text when lines=False, and by guess when None: short lines -> lines.
+    tokenizer: None (characters; words for arithmetic) or a maker
+    (training texts, lines: bool) -> tokenizer, e.g. a byte-level BPE.
     """
     if spec == "names":
-        return names_dataset(seed)
+        return names_dataset(seed, tokenizer)
     if spec == "arithmetic":
-        return arithmetic_dataset(seed)
+        return arithmetic_dataset(seed, tokenizer)
     text = read_text_file(spec)
     if lines is None:
         ls = [l for l in text.splitlines() if l.strip()]
         lines = bool(ls) and max(len(l) for l in ls) <= 40 and len(ls) >= 50
     name = os.path.basename(spec)
-    return line_dataset(name, text.splitlines(), seed) if lines else text_dataset(name, text)
+    if lines:
+        return line_dataset(name, text.splitlines(), seed, make_tokenizer=tokenizer)
+    return text_dataset(name, text, tokenizer)

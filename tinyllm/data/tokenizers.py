@@ -91,6 +91,10 @@ class WordTokenizer:
 
 
 def tokenizer_from_dict(d: dict):
+    if isinstance(d, dict) and d.get("type") == "bpe":
+        from .bpe import BPETokenizer
+
+        return BPETokenizer.from_dict(d)
     if not isinstance(d, dict) or d.get("type") not in ("char", "word") or not isinstance(d.get("tokens"), list):
         raise TokenizerError("tokenizer description is malformed (expected type 'char' or 'word' and a token list)")
     if not all(isinstance(t, str) for t in d["tokens"]):

@@ -10,6 +10,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from ..data.bpe import MAX_VOCAB, MIN_VOCAB
 from ..models import MODELS, config_for
 from ..optim import SCHEDULES
 
@@ -41,6 +42,9 @@ class TrainConfig:
     dropout: float | None = None   # dropout probability (gpt)
     bias: bool | None = None       # biases in Linear/LayerNorm (gpt)
     model_args: dict = field(default_factory=dict)  # any other model config field (norm, tie_weights, ...)
+    tokenizer: str = "char"        # "char" (characters; words for arithmetic) or "bpe" (byte-level BPE)
+    vocab_size: int | None = None  # BPE vocabulary (None: 512)
+    init_from: str | None = None   # a local Hugging Face GPT-2 directory: its weights and tokenizer
     # optimisation
     steps: int = 2000              # total optimizer steps of the run (a resumed run continues to this)
     batch_size: int = 32           # sequences per step
@@ -166,7 +170,33 @@ class TrainConfig:
         need(isinstance(self.device, str), f"device must be a string such as 'cpu' or 'cuda', got {self.device!r}")
         if self.lines is not None:
             need(isinstance(self.lines, bool), f"lines must be true, false or unset, got {self.lines!r}")
+        self._validate_tokenizer(need)
         return self
+
+    def _validate_tokenizer(self, need) -> None:
+        """--tokenizer / --vocab-size / --init-from (issue 12)."""
+        need(self.tokenizer in ("char", "bpe"), f"unknown tokenizer {self.tokenizer!r}; choose char or bpe")
+        v = self.vocab_size
+        if v is not None:
+            need(self.tokenizer == "bpe", "--vocab-size sets the size of a BPE vocabulary; add --tokenizer bpe "
+                                          "(the char tokenizer's vocabulary is the characters of the data)")
+            need(isinstance(v, int) and not isinstance(v, bool), f"vocab_size (--vocab-size) must be an integer, "
+                                                                 f"got {v!r}")
+            need(v >= MIN_VOCAB, f"--vocab-size {v} is too small: byte-level BPE needs at least {MIN_VOCAB} tokens "
+                                 f"(256 bytes + <|endoftext|>); use --vocab-size {MIN_VOCAB} or more (e.g. 512)")
+            need(v <= MAX_VOCAB, f"--vocab-size {v} is too large (at most {MAX_VOCAB:,}; GPT-2 has 50,257); "
+                                 f"use a smaller --vocab-size")
+        if self.init_from is None:
+            return
+        need(isinstance(self.init_from, str) and self.init_from.strip() != "",
+             "init_from (--init-from) must be the path of a local Hugging Face GPT-2 directory")
+        need(self.model == "gpt", f"--init-from starts from a GPT-2, so --model must be gpt (got {self.model!r})")
+        need(self.tokenizer == "char" and v is None,
+             "--init-from brings its own tokenizer; drop --tokenizer / --vocab-size")
+        fixed = [k for k in ("n_layer", "n_head", "n_embd", "bias") if getattr(self, k) is not None]
+        fixed += sorted(self.model_args)
+        need(not fixed, f"--init-from fixes the model's shape (from its config.json); drop "
+                        f"{', '.join('--' + k.replace('_', '-') for k in fixed)} (--block-size and --dropout may be set)")
 
 
 def load_toml(path: str) -> dict:

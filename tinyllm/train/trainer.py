@@ -35,6 +35,7 @@ from .checkpoint import (CheckpointError, OutputDirError, check_tensors, check_t
                          run_files, save_checkpoint)
 from .config import SIZE_FIELDS, ConfigError, TrainConfig
 from .guards import InterruptGuard, NonFiniteError, check_finite, oom_message
+from .init_from import data_tokenizer, pretrained_model
 from .lock import RunLock
 from .plot import MISSING_NOTE, PLOT_NAME, plot_losses
 
@@ -124,7 +125,8 @@ class Trainer:
         self._bar = None
         self.out = cfg.out
         self.backend = get_backend(cfg.device)  # DeviceError, or cpu with one warning line
-        self.dataset = ds = load_dataset(cfg.data, seed=0, lines=cfg.lines)  # the split never depends on --seed
+        # the split never depends on --seed; the tokenizer is the data's own, a BPE trained on it, or --init-from's
+        self.dataset = ds = load_dataset(cfg.data, seed=0, lines=cfg.lines, tokenizer=data_tokenizer(cfg))
         self.tokenizer = ds.tokenizer
         self.data_info = {"spec": cfg.data, "lines": cfg.lines, "name": ds.name, "train_tokens": len(ds.train),
                           "val_tokens": len(ds.val), "fingerprint": _fingerprint(ds)}
@@ -136,8 +138,11 @@ class Trainer:
             self._check_resume_sizes(ckpt[1])
         else:
             self.model_name = cfg.model
-            mcfg = cfg.model_config(self.tokenizer.vocab_size)
-            self.model = build_model(cfg.model, mcfg, device=self.backend, seed=cfg.seed)
+            if cfg.init_from:
+                self.model = pretrained_model(cfg, self.backend)
+            else:
+                mcfg = cfg.model_config(self.tokenizer.vocab_size)
+                self.model = build_model(cfg.model, mcfg, device=self.backend, seed=cfg.seed)
         self.block_size = self.model.config.block_size
         self._check_lengths(self.block_size)
         if ckpt is None:
