@@ -36,6 +36,16 @@ def find_data() -> str:
     return CANDIDATES[0]
 
 
+def recipe(data: str, steps: int = 2000, device: str = "auto", seed: int = 1337, out: str = "out-shakespeare",
+           **changes) -> TrainConfig:
+    """nanoGPT's CPU recipe for Tiny Shakespeare as a TrainConfig (changes: any other field, e.g. tokenizer)."""
+    return TrainConfig(data=data, lines=False, model="gpt", n_layer=4, n_head=4, n_embd=128,
+                       block_size=64, dropout=0.0, bias=False, model_args={"tie_weights": True},
+                       steps=steps, batch_size=12, lr=1e-3, min_lr=1e-4, warmup=100, schedule="cosine",
+                       weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, eval_interval=250, eval_iters=20,
+                       samples=1, device=device, seed=seed, out=out).replace(**changes)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=None, help="path to tinyshakespeare.txt (default: found, or $DATA)")
@@ -45,11 +55,7 @@ def main(argv=None) -> int:
     p.add_argument("--val-batches", type=int, default=200)
     p.add_argument("--seed", type=int, default=1337, help="weights and batches (default 1337, as nanoGPT)")
     args = p.parse_args(argv)
-    cfg = TrainConfig(data=args.data or find_data(), lines=False, model="gpt", n_layer=4, n_head=4, n_embd=128,
-                      block_size=64, dropout=0.0, bias=False, model_args={"tie_weights": True},
-                      steps=args.steps, batch_size=12, lr=1e-3, min_lr=1e-4, warmup=100, schedule="cosine",
-                      weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, eval_interval=250, eval_iters=20,
-                      samples=1, device=args.device, seed=args.seed, out=args.out)
+    cfg = recipe(args.data or find_data(), args.steps, args.device, args.seed, args.out)
     print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}", flush=True)
     t0 = time.perf_counter()
     trainer = Trainer(cfg).fit()

@@ -158,3 +158,22 @@ def test_damaged_tokenizer_files_are_one_line(tmp_path):
     (tmp_path / "merges.txt").write_text("#version: 0.2\na b\n")
     with pytest.raises(TokenizerError, match="do not form a BPE vocabulary"):
         load_hf_tokenizer(str(tmp_path))
+
+
+def test_shakespeare_bpe_script_reports_bits_per_character(tmp_path):
+    import math
+    import subprocess
+
+    data = tmp_path / "t.txt"
+    data.write_text(TEXT * 5)
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "shakespeare_bpe.py"), "--data", str(data),
+                        "--steps", "2", "--val-batches", "1", "--eval-iters", "1", "--vocab-size", "280", "--out", str(tmp_path / "o"),
+                        "--json"], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT})
+    assert p.returncode == 0, p.stderr[-2000:]
+    char, bpe = json.loads(p.stdout)["rows"]
+    assert (char["tokenizer"], char["chars_per_token"], bpe["tokenizer"], bpe["vocab"]) == ("char", 1.0, "bpe", 280)
+    n = len(TEXT * 5)
+    assert bpe["val_chars"] == char["val_tokens"] == n - int(0.9 * n)  # the same validation text
+    assert bpe["chars_per_token"] == pytest.approx(bpe["val_chars"] / bpe["val_tokens"]) and bpe["chars_per_token"] > 1
+    for r in (char, bpe):
+        assert r["val_bits_per_char"] == pytest.approx(r["val_nats_per_token"] / math.log(2) / r["chars_per_token"])

@@ -427,3 +427,40 @@ def test_gpt2_124m_shape_loads_samples_50_tokens_and_exports(tmp_path):
     if HAVE_HF:  # the same 50 tokens from transformers' generate
         hf = GPT2LMHeadModel.from_pretrained(b).eval()
         assert hf_greedy(hf, np.array([prompt]), 50)[0] == out
+
+
+# -- no torch needed; the benchmark script -----------------------------------------------------------
+
+def test_export_and_init_from_need_no_torch(tmp_path):
+    """In a process where torch and transformers cannot be imported at all."""
+    import subprocess
+    import sys
+
+    d, _ = _gpt2_dir(tmp_path)
+    code = (f"import sys; sys.modules['torch'] = sys.modules['transformers'] = None\n"
+            f"from tinyllm.cli import main\n"
+            f"assert main(['sample', '--init-from', {d!r}, '--max-new-tokens', '4', '--num-samples', '1']) == 0\n"
+            f"assert main(['train', '--init-from', {d!r}, '--data', 'names', '--steps', '1', '--eval-iters', '1', "
+            f"'--samples', '0', '--device', 'cpu', '--out', {str(tmp_path / 'run')!r}]) == 0\n"
+            f"assert main(['export', '--out', {str(tmp_path / 'run')!r}, {str(tmp_path / 'hf2')!r}]) == 0\n"
+            f"assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n")
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert sorted(os.listdir(tmp_path / "hf2")) == ["config.json", "model.safetensors", "tokenizer.json",
+                                                    "tokenizer_config.json"]
+
+
+@needs_hf
+def test_bench_generate_script_runs_its_gate():
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_generate.py"), "--small", "--rounds", "1",
+                        "--new-tokens", "5", "--json"], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": ROOT})
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads(p.stdout)
+    assert r["same_greedy_tokens"] is True and r["threads"] == r["torch_threads"] == 1
+    assert r["tinyllm"]["tok_s_median"] > 0 and r["ratio_tok_s"] == pytest.approx(
+        r["tinyllm"]["tok_s_median"] / r["transformers"]["tok_s_median"])
