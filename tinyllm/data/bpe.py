@@ -88,7 +88,7 @@ class BPETokenizer:
         return self.tk.to_str()
 
     def to_dict(self) -> dict:
-        return {"type": "bpe", "bos": self.bos, "json": self.to_json()}
+        return {"type": "bpe", "bos": self.bos, "vocab_size": self.vocab_size, "json": self.to_json()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "BPETokenizer":

@@ -359,7 +359,7 @@ def _tok_summary(d) -> str:
         return "an unreadable tokenizer"
     toks = d.get("tokens")
     bos = d.get("type") == "word" or bool(d.get("bos"))  # <bos> counts: the number is the vocab size
-    n = len(toks) + bos if isinstance(toks, list) else "?"
+    n = len(toks) + bos if isinstance(toks, list) else d.get("vocab_size", "?")  # bpe: no token list
     return f"a {d.get('type', '?')} tokenizer of {n} tokens"
 
 
