@@ -10,7 +10,7 @@ import json
 import struct
 
 import numpy as np
-from safetensors import SafetensorError
+from safetensors import SafetensorError, deserialize
 from safetensors.numpy import load as _st_load
 from safetensors.numpy import save as _st_save
 
@@ -47,11 +47,32 @@ def encode_safetensors(tensors: dict, metadata: dict | None = None) -> bytes:
     return _st_save({k: np.asarray(v, order="C") for k, v in tensors.items()}, metadata=metadata or None)
 
 
+_NUMPY = {v: k for k, v in _CODES.items()}
+
+
+def _load_widened(data: bytes) -> dict:
+    """Like safetensors.numpy.load, with bfloat16 widened to float32 (exact: bf16 is a float32's top half)."""
+    out = {}
+    for name, v in deserialize(data):
+        if v["dtype"] == "BF16":
+            a = (np.frombuffer(v["data"], dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+        elif v["dtype"] in _NUMPY:
+            a = np.frombuffer(v["data"], dtype=np.dtype(_NUMPY[v["dtype"]]).newbyteorder("<"))
+        else:
+            raise ValueError(f"tensor {name!r} has dtype {v['dtype']}, which NumPy cannot hold; "
+                             f"convert the file to float32")
+        out[name] = a.reshape(v["shape"])
+    return out
+
+
 def decode_safetensors(buf) -> tuple:
     """bytes of a whole file -> ({name: NumPy array}, metadata dict); SafetensorsFormatError if damaged."""
     data = bytes(buf)
     try:
-        arrays = _st_load(data)
+        try:
+            arrays = _st_load(data)
+        except KeyError:  # a dtype NumPy lacks, e.g. BF16 (Hugging Face models are often saved so)
+            arrays = _load_widened(data)
     except (SafetensorError, ValueError, TypeError, OverflowError, MemoryError) as e:
         raise SafetensorsFormatError(" ".join(str(e).split())[:200] or type(e).__name__) from None
     # the package has validated the header; read only its string metadata back

@@ -464,3 +464,28 @@ def test_bench_generate_script_runs_its_gate():
     assert r["same_greedy_tokens"] is True and r["threads"] == r["torch_threads"] == 1
     assert r["tinyllm"]["tok_s_median"] > 0 and r["ratio_tok_s"] == pytest.approx(
         r["tinyllm"]["tok_s_median"] / r["transformers"]["tok_s_median"])
+
+
+def test_reads_a_bfloat16_file(tmp_path):
+    """Hugging Face models are often saved in bfloat16, which NumPy lacks: widened to float32 exactly."""
+    import struct
+
+    m = model_of()
+    d = str(tmp_path / "hf")
+    export_model(m, None, d)
+    t, meta = read_tensors(d)
+    halves = {k: (v.view(np.uint32) >> 16).astype("<u2") for k, v in t.items()}  # truncate to bf16
+    header, blobs, at = {"__metadata__": meta}, [], 0  # the safetensors format, written by hand
+    for k, v in halves.items():
+        header[k] = {"dtype": "BF16", "shape": list(v.shape), "data_offsets": [at, at + v.nbytes]}
+        blobs.append(v.tobytes())
+        at += v.nbytes
+    head = json.dumps(header).encode()
+    with open(os.path.join(d, "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(head)) + head + b"".join(blobs))
+    back = dict(load_pretrained_model(d).named_parameters())
+    for k, v in halves.items():
+        ours = k.removeprefix("transformer.").replace("h.", "blocks.").replace("ln_1", "ln1").replace("ln_2", "ln2")
+        ours = ours.replace("c_attn", "qkv").replace("attn.c_proj", "attn.proj").replace("c_fc", "fc")
+        ours = ours.replace("mlp.c_proj", "mlp.proj")
+        np.testing.assert_array_equal(host(back[ours]), (v.astype(np.uint32) << 16).view(np.float32), err_msg=k)
