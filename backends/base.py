@@ -1,24 +1,29 @@
 """The Backend object: one per device, the only holder of an array library.
 
 Everything the Array API standard lacks lives here: a seeded host RNG,
-scatter-add, host<->device copies, synchronize and memory figures.
+scatter-add, host<->device copies (counted), synchronize, and the device
+context a multi-GPU library needs around its calls.
 """
 from __future__ import annotations
 
+import contextlib
+from dataclasses import asdict, dataclass
+
 import numpy as np
 
-_DTYPES = ("float32", "float64", "int64", "int32", "bool")
+_DTYPES = ("float32", "float64", "int64", "int32", "uint64", "bool")
 
 
 class RNG:
     """Seeded random numbers drawn on the host, then moved to the device.
 
-    Same seed -> same numbers on every backend, so a run started on CPU can
-    be resumed on a GPU. State is a JSON-serialisable dict (for checkpoints).
+    Same seed -> same numbers on every backend, so every device starts from
+    the same initial weights. State is a JSON-serialisable dict (for checkpoints).
     """
 
     def __init__(self, backend: "Backend", seed: int | None = 0):
         self.backend = backend
+        self.seed = seed
         self.gen = np.random.Generator(np.random.PCG64(seed))
 
     def _out(self, a, dtype):
@@ -33,15 +38,9 @@ class RNG:
     def integers(self, low, high, shape, dtype="int64"):
         return self._out(self.gen.integers(low, high, size=shape), dtype)
 
-    def permutation(self, n, dtype="int64"):
-        return self._out(self.gen.permutation(n), dtype)
-
-    # host-side draws for data pipelines (indices stay Python/host until batched)
     def host_integers(self, low, high, size):
+        """Host-side draws for data pipelines (indices stay on the host until batched)."""
         return self.gen.integers(low, high, size=size)
-
-    def host_random(self):
-        return float(self.gen.random())
 
     def get_state(self) -> dict:
         return self.gen.bit_generator.state
@@ -50,23 +49,47 @@ class RNG:
         self.gen.bit_generator.state = state
 
 
+@dataclass
+class TransferStats:
+    """What crossed between host and device: copies in, reads out, and waits."""
+
+    h2d_calls: int = 0   # host -> device copies (from_host)
+    h2d_bytes: int = 0
+    d2h_calls: int = 0   # device -> host reads (to_host); each one waits for the device
+    d2h_bytes: int = 0
+    syncs: int = 0       # synchronize() calls
+
+    def copy(self) -> "TransferStats":
+        return TransferStats(**asdict(self))
+
+    def __sub__(self, other: "TransferStats") -> "TransferStats":
+        return TransferStats(**{k: v - getattr(other, k) for k, v in asdict(self).items()})
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
 class Backend:
     """A device and its array namespace.
 
-    name:   "cpu", "strict" or "cuda:N"
+    name:   "cpu", "strict", "strict:N" or "cuda:N"
     kind:   "cpu", "strict" or "cuda"
     xp:     the array-api-compat namespace used by all of tinyllm/
+    device: the namespace's device object; pass it as `device=` to creation functions
     fast:   an object with optional fused kernels (or None); tinyllm/ ops use
             them when present and fall back to the standard-only code.
+    stats:  TransferStats counted by from_host / to_host / synchronize
     """
 
     kind = "base"
+    has_context = False  # whether activate() does anything (a device must be made current)
 
     def __init__(self, name: str, xp, device=None):
         self.name = name
         self.xp = xp
         self.device = device
         self.fast = None
+        self.stats = TransferStats()
         self._cache: dict = {}
 
     def __repr__(self) -> str:
@@ -96,27 +119,50 @@ class Backend:
                 return n
         raise ValueError(f"unsupported dtype {d}")
 
-    # -- host <-> device --------------------------------------------------
+    # -- host <-> device (every crossing is counted in self.stats) -------------------
     def from_host(self, a, dtype=None):
         """A host object (NumPy array, list, scalar) -> a device array."""
         a = np.asarray(a)
         if dtype is not None:
             a = a.astype(np.dtype(self.dtype_name(self.dtype(dtype))), copy=False)
+        self.stats.h2d_calls += 1
+        self.stats.h2d_bytes += a.nbytes
         return self._from_numpy(a)
 
-    def asarray(self, obj, dtype=None):
-        """Any array-like (including this backend's own arrays) -> device array."""
-        if self.is_array(obj):
-            return obj if dtype is None else self.xp.astype(obj, self.dtype(dtype))
-        return self.from_host(obj, dtype)
-
     def to_host(self, x) -> np.ndarray:
+        """A device array -> a host NumPy array (a read: it waits for the device)."""
+        out = self._to_numpy(x)
+        self.stats.d2h_calls += 1
+        self.stats.d2h_bytes += out.nbytes
+        return out
+
+    def copy_from(self, x, source: "Backend"):
+        """An array of another backend, copied here explicitly through the host."""
+        if source == self:
+            return x
+        return self.from_host(source.to_host(x))
+
+    def synchronize(self) -> None:
+        """Wait until the device has finished its queued work."""
+        self.stats.syncs += 1
+        self._synchronize()
+
+    def activate(self):
+        """A context in which this backend's device is the current one (kernels
+        launch there). Devices without a 'current device' need none."""
+        return contextlib.nullcontext()
+
+    def _synchronize(self) -> None:
+        pass
+
+    def _to_numpy(self, x) -> np.ndarray:
         raise NotImplementedError
 
     def _from_numpy(self, a: np.ndarray):
         raise NotImplementedError
 
     def is_array(self, x) -> bool:
+        """True for an array that lives on this backend's device."""
         raise NotImplementedError
 
     # -- what the standard lacks -----------------------------------------
@@ -131,16 +177,30 @@ class Backend:
         """
         xp = self.xp
         n = target.shape[0]
-        onehot = xp.astype(indices[:, None] == xp.arange(n, dtype=indices.dtype)[None, :], values.dtype)
+        onehot = xp.astype(indices[:, None] == xp.arange(n, dtype=indices.dtype, device=self.device)[None, :],
+                           values.dtype)
         flat = xp.reshape(values, (values.shape[0], -1))
         return target + xp.reshape(onehot.T @ flat, target.shape)
 
-    def synchronize(self) -> None:
-        pass
 
-    def memory(self) -> dict:
-        """Memory figures in bytes where the device has them ({} otherwise)."""
-        return {}
+def sorted_segment_add(xp, target, indices, values):
+    """target[indices[i]] += values[i] along axis 0, in place, deterministically.
 
-    def reset_peak_memory(self) -> None:
-        pass
+    For devices whose scatter-add sums duplicates with atomics (the order, and
+    so the last bits, change from run to run): rows are sorted by index, summed
+    by a float64 prefix sum (a scan: fixed order), and each row writes its whole
+    segment's total, so duplicate indices all write the same value. Needs
+    integer-array assignment (NumPy, CuPy).
+    """
+    n = indices.shape[0]
+    if n == 0:
+        return target
+    order = xp.argsort(indices, stable=True)
+    si = xp.take(indices, order)  # (N,) sorted
+    rows = xp.astype(xp.take(xp.reshape(values, (n, -1)), order, axis=0), xp.float64)  # (N, C)
+    cs = xp.cumulative_sum(rows, axis=0, include_initial=True)  # (N + 1, C)
+    first = xp.searchsorted(si, si, side="left")
+    last = xp.searchsorted(si, si, side="right")
+    seg = xp.take(cs, last, axis=0) - xp.take(cs, first, axis=0)  # (N, C): the total of each row's segment
+    target[si] += xp.astype(xp.reshape(seg, (n,) + tuple(target.shape[1:])), target.dtype)
+    return target

@@ -19,8 +19,8 @@ class CPUBackend(Backend):
     def _from_numpy(self, a):
         return a
 
-    def to_host(self, x):
-        return np.asarray(x)
+    def _to_numpy(self, x):
+        return np.array(x, copy=True)  # a read gives an independent host array, as from a GPU
 
     def is_array(self, x) -> bool:
         return isinstance(x, np.ndarray)
@@ -35,9 +35,3 @@ class CPUBackend(Backend):
         starts = np.flatnonzero(np.concatenate(([True], si[1:] != si[:-1])))
         target[si[starts]] += np.add.reduceat(values[order], starts, axis=0)
         return target
-
-    def memory(self) -> dict:
-        import resource
-
-        # ru_maxrss is KiB on Linux: the process peak resident set size
-        return {"peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}

@@ -7,68 +7,67 @@ import sys
 
 from .base import Backend
 
-VALID_FORMS = '"auto", "cpu", "cuda", "cuda:N" (N = GPU index) or "strict"'
-CUDA_FIX = 'install CuPy for your CUDA version: pip install "tinyllm[cuda12]" (or "tinyllm[cuda13]")'
+VALID_FORMS = ('"auto", "cpu", "cuda", "cuda:N" (N = GPU index), "strict" or "strict:N" '
+               '(N = 1, 2: array-api-strict\'s other devices)')
+STRICT_DEVICES = 3  # strict (= strict:0), strict:1, strict:2: array-api-strict's CPU_DEVICE, device1, device2
 
 _instances: dict[str, Backend] = {}
 
 
 class DeviceError(ValueError):
-    """A device string that is malformed or names a GPU that is not usable."""
+    """A device string that is malformed or names a device that is not usable."""
 
 
 def _parse(spec: str) -> tuple[str, int]:
     if not isinstance(spec, str):
         raise DeviceError(f"device must be a string, got {type(spec).__name__}; use {VALID_FORMS}")
     s = spec.strip().lower()
-    if s in ("auto", "cpu", "strict"):
+    if s in ("auto", "cpu"):
         return s, 0
-    m = re.fullmatch(r"(cuda|gpu)(?::(\d+))?", s)
+    m = re.fullmatch(r"(cuda|gpu|strict)(?::(\d+))?", s)
     if m:
-        return "cuda", int(m.group(2) or 0)
+        kind = "strict" if m.group(1) == "strict" else "cuda"
+        return kind, int(m.group(2) or 0)
     raise DeviceError(f"unknown device {spec!r}; use {VALID_FORMS}")
 
 
-def cuda_problem(index: int = 0) -> str | None:
-    """Why CUDA device `index` cannot be used, or None if it can.
-
-    Decided by talking to the driver: with CuPy installed and no driver,
-    `import cupy` works and only the first runtime call fails.
-    """
+def _cuda_status(index: int) -> tuple:
+    """(problem or None, CUDA device count or None)."""
     try:
         import cupy
-    except Exception:  # ImportError, or a broken CuPy install
-        return "CuPy is not installed"
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as e:  # CUDARuntimeError: no driver / insufficient driver
-        msg = str(e).split("\n")[0]
-        if "driver" in msg.lower():
-            return f"no usable NVIDIA driver ({msg})"
-        return f"the CUDA runtime failed ({msg})"
-    if count == 0:
-        return "no CUDA device was found"
-    if index >= count:
-        return f"device index {index} is out of range ({count} CUDA device{'s' if count != 1 else ''} found)"
-    try:  # a real allocation: the last thing that can fail
-        with cupy.cuda.Device(index):
-            cupy.zeros(1).sum()
-    except Exception as e:
-        return f"allocating on cuda:{index} failed ({str(e).splitlines()[0]})"
-    return None
+    except ImportError:
+        from .cuda import INSTALL
+
+        return f"CuPy is not installed; {INSTALL}", None
+    except Exception as e:  # a broken CuPy install
+        from .cuda import INSTALL, _line
+
+        return f"CuPy failed to import ({_line(e)}); reinstall it: {INSTALL}", None
+    from .cuda import diagnose
+
+    return diagnose(cupy, index)
+
+
+def cuda_problem(index: int = 0) -> str | None:
+    """Why CUDA device `index` cannot be used (the cause and its fix), or None if it can."""
+    return _cuda_status(index)[0]
 
 
 def _make(kind: str, index: int) -> Backend:
-    key = kind if kind != "cuda" else f"cuda:{index}"
+    key = f"{kind}:{index}" if kind == "cuda" or (kind == "strict" and index) else kind
     if key not in _instances:
         if kind == "cpu":
             from .cpu import CPUBackend
 
             _instances[key] = CPUBackend()
         elif kind == "strict":
-            from .strict import StrictBackend
-
-            _instances[key] = StrictBackend()
+            try:
+                from .strict import StrictBackend
+            except ImportError:
+                raise DeviceError(f"device {key!r} needs array-api-strict, which is not installed; "
+                                  f"pip install array-api-strict (it comes with tinyllm's test extra: "
+                                  f"pip install \"tinyllm[test]\")") from None
+            _instances[key] = StrictBackend(index)
         else:
             from .cuda import CUDABackend
 
@@ -81,17 +80,28 @@ def get_backend(spec: "str | Backend" = "auto", fallback: bool = True) -> Backen
 
     "auto": a usable GPU if there is one, else CPU, silently.
     "cuda" / "cuda:N": that GPU; if unusable, CPU with one warning line on
-    stderr (fallback=True) or a DeviceError (fallback=False).
+    stderr (fallback=True) or a DeviceError (fallback=False). A GPU index past
+    the number of GPUs, or a strict:N array-api-strict lacks, is a DeviceError
+    naming the devices there are.
     """
     if isinstance(spec, Backend):
         return spec
     kind, index = _parse(spec)
     if kind == "auto":
         return _make("cuda", 0) if cuda_problem(0) is None else _make("cpu", 0)
+    if kind == "strict" and index >= STRICT_DEVICES:
+        raise DeviceError(f"there is no strict:{index}; array-api-strict has strict (= strict:0), strict:1 "
+                          f"and strict:2")
     if kind == "cuda":
-        problem = cuda_problem(index)
+        if f"cuda:{index}" in _instances:
+            return _instances[f"cuda:{index}"]
+        problem, count = _cuda_status(index)
+        if count and index >= count:
+            have = ", ".join(f"cuda:{i}" for i in range(count))
+            raise DeviceError(f"there is no cuda:{index}; this machine has {count} CUDA device"
+                              f"{'s' if count != 1 else ''}: {have}")
         if problem is not None:
-            msg = f"cuda:{index} is not usable: {problem}; {CUDA_FIX}"
+            msg = f"cuda:{index} is not usable: {problem}"
             if not fallback:
                 raise DeviceError(msg)
             print(f"warning: {msg}. Falling back to cpu.", file=sys.stderr)
@@ -99,9 +109,18 @@ def get_backend(spec: "str | Backend" = "auto", fallback: bool = True) -> Backen
     return _make(kind, index)
 
 
+def backend_of(array) -> Backend | None:
+    """The backend (made so far in this process) whose device holds `array`, or None
+    (a host object such as a list or a NumPy array no backend owns)."""
+    for b in _instances.values():
+        if b.is_array(array):
+            return b
+    return None
+
+
 def available_backends() -> list[str]:
     """Backends usable on this machine, for tests and benchmarks."""
-    names = ["cpu", "strict"]
+    names = ["cpu", "strict", "strict:1"]
     if cuda_problem(0) is None:
         names.append("cuda")
     return names

@@ -1,6 +1,10 @@
 """array-api-strict: NumPy underneath, but only the standard is allowed.
 
 Running the engine here proves tinyllm/ uses nothing outside the Array API.
+"strict:1" and "strict:2" keep their arrays on array-api-strict's other
+devices ("device1", "device2"): arrays of two devices refuse to mix and
+NumPy refuses to read them, as with a GPU, so a run there proves every
+array is made on its tensor's device and every crossing is explicit.
 """
 from __future__ import annotations
 
@@ -9,18 +13,28 @@ import array_api_strict
 
 from .base import Backend
 
+# strict:N -> array-api-strict's device name
+DEVICES = ("CPU_DEVICE", "device1", "device2")
+_HOST = array_api_strict.Device("CPU_DEVICE")
+
 
 class StrictBackend(Backend):
     kind = "strict"
 
-    def __init__(self):
-        super().__init__("strict", array_api_strict, device=array_api_strict.Device("CPU_DEVICE"))
+    def __init__(self, index: int = 0):
+        name = "strict" if index == 0 else f"strict:{index}"
+        super().__init__(name, array_api_strict, device=array_api_strict.Device(DEVICES[index]))
 
     def _from_numpy(self, a):
-        return array_api_strict.asarray(np.ascontiguousarray(a))
+        # a copy: the NumPy array may be another backend's memory (cpu shares, strict must not)
+        return array_api_strict.asarray(a, device=self.device, copy=True)
 
-    def to_host(self, x):
-        return np.asarray(x)
+    def _to_numpy(self, x):
+        if isinstance(x, np.ndarray):  # already on the host
+            return np.array(x, copy=True)
+        if x.device != _HOST:
+            x = x.to_device(_HOST)
+        return np.array(x, copy=True)
 
     def is_array(self, x) -> bool:
-        return isinstance(x, array_api_strict._array_object.Array)
+        return isinstance(x, array_api_strict._array_object.Array) and x.device == self.device

@@ -1,7 +1,14 @@
-"""Backend parametrization: cpu and strict always, cuda where a GPU is usable.
+"""Backend parametrization: cpu, strict and strict:1 always, cuda where a GPU is usable.
 
-TINYLLM_BACKENDS=cpu,strict,cuda (the default) selects which to run; a
+TINYLLM_BACKENDS=cpu,strict,strict:1,cuda (the default) selects which to run; a
 selected cuda without a usable GPU is reported as skipped, with the reason.
+
+strict:1 keeps its arrays on array-api-strict's "device1": arrays of two devices
+refuse to mix and NumPy refuses to read them, as with a GPU. Every test that
+takes the `backend` fixture runs there: the gradient-check table, the engine,
+nn/models, optimizers, sampling, training and exact resume, device moves and
+the transfer budget. Cheap by construction (tiny models); the suite's extra
+time for it is about a third of the strict share.
 """
 import os
 
@@ -9,11 +16,11 @@ import pytest
 
 from backends import cuda_problem, get_backend
 
-SELECTED = [b.strip() for b in os.environ.get("TINYLLM_BACKENDS", "cpu,strict,cuda").split(",") if b.strip()]
+SELECTED = [b.strip() for b in os.environ.get("TINYLLM_BACKENDS", "cpu,strict,strict:1,cuda").split(",") if b.strip()]
 
 
 def _param(name):
-    if name == "cuda":
+    if name.startswith("cuda"):
         problem = cuda_problem(0)
         if problem is not None:
             return pytest.param(name, marks=pytest.mark.skip(reason=f"cuda backend skipped: {problem}"))

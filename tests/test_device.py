@@ -6,7 +6,7 @@ import types
 import pytest
 
 import backends
-from backends import DeviceError, get_backend
+from backends import DeviceError, cuda, get_backend
 from backends import select
 
 
@@ -14,56 +14,86 @@ def test_cpu_and_strict():
     assert get_backend("cpu").name == "cpu"
     assert get_backend("strict").name == "strict"
     assert get_backend("CPU").name == "cpu"
+    assert get_backend("strict:0") is get_backend("strict")
+    assert get_backend("strict:1").name == "strict:1" and get_backend("strict:2").name == "strict:2"
+    assert str(get_backend("strict:1").device) == str(__import__("array_api_strict").Device("device1"))
 
 
 def test_unknown_device_lists_valid_forms():
     with pytest.raises(DeviceError) as e:
         get_backend("tpu")
-    assert "cuda:N" in str(e.value) and "auto" in str(e.value)
-    with pytest.raises(DeviceError):
-        get_backend("cuda:x")
+    assert "cuda:N" in str(e.value) and "auto" in str(e.value) and "strict:N" in str(e.value)
+    for bad in ("cuda:x", "strict:", "cpu:1", "strict1"):
+        with pytest.raises(DeviceError, match="unknown device"):
+            get_backend(bad)
+
+
+def test_a_strict_device_that_does_not_exist_names_those_that_do():
+    with pytest.raises(DeviceError) as e:
+        get_backend("strict:3")
+    assert str(e.value) == "there is no strict:3; array-api-strict has strict (= strict:0), strict:1 and strict:2"
 
 
 @pytest.fixture
 def fake_cupy(monkeypatch):
-    """Install a fake `cupy` module; the test sets how its driver calls behave."""
+    """Install a fake `cupy` module (driver present, libraries found); the test sets how its driver calls behave."""
     mod = types.ModuleType("cupy")
-    mod.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace())
+    mod.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(driverGetVersion=lambda: 12040))
     monkeypatch.setitem(sys.modules, "cupy", mod)
+    monkeypatch.setattr(cuda, "missing_libraries", lambda: [])
+    monkeypatch.setattr(select, "_instances", dict(select._instances))
     return mod
 
 
 def test_driverless_cupy_is_detected(fake_cupy):
-    def no_driver():
+    fake_cupy.cuda.runtime.driverGetVersion = lambda: 0
+    assert "no NVIDIA driver" in select.cuda_problem(0)
+
+
+def test_a_driver_older_than_cupys_cuda_is_named(fake_cupy):
+    def old():
         raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA runtime version")
 
-    fake_cupy.cuda.runtime.getDeviceCount = no_driver
-    assert "driver" in select.cuda_problem(0)
+    fake_cupy.cuda.runtime.driverGetVersion = lambda: 11040
+    fake_cupy.cuda.runtime.runtimeGetVersion = lambda: 12090
+    fake_cupy.cuda.runtime.getDeviceCount = old
+    assert "supports CUDA 11.4, older than the CUDA 12.9" in select.cuda_problem(0)
 
 
-def test_no_device_and_index_out_of_range(fake_cupy):
+def test_missing_cuda_libraries_are_named(fake_cupy, monkeypatch):
+    fake_cupy.cuda.runtime.getDeviceCount = lambda: 1
+    monkeypatch.setattr(cuda, "missing_libraries", lambda: ["NVRTC (libnvrtc.so.12)"])
+    problem = select.cuda_problem(0)
+    assert "NVRTC (libnvrtc.so.12)" in problem and "tinyllm[cuda12]" in problem
+
+
+def test_no_device_and_index_out_of_range(fake_cupy, capsys):
     fake_cupy.cuda.runtime.getDeviceCount = lambda: 0
     assert select.cuda_problem(0) == "no CUDA device was found"
-    fake_cupy.cuda.runtime.getDeviceCount = lambda: 1
-    assert "out of range" in select.cuda_problem(3)
+    fake_cupy.cuda.runtime.getDeviceCount = lambda: 2
+    for fallback in (True, False):  # bad input, not a missing GPU: no fallback
+        with pytest.raises(DeviceError) as e:
+            get_backend("cuda:3", fallback=fallback)
+        assert str(e.value) == "there is no cuda:3; this machine has 2 CUDA devices: cuda:0, cuda:1"
+    assert capsys.readouterr().err == ""
 
 
 def test_cupy_not_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # import raises ImportError
-    assert select.cuda_problem(0) == "CuPy is not installed"
+    assert select.cuda_problem(0).startswith("CuPy is not installed; pip install")
 
 
 def test_explicit_cuda_falls_back_with_one_warning(monkeypatch, capsys):
-    monkeypatch.setattr(select, "cuda_problem", lambda i: "no usable NVIDIA driver (simulated)")
+    monkeypatch.setattr(select, "_cuda_status", lambda i: ("no NVIDIA driver was found (simulated)", None))
     b = get_backend("cuda")
     err = capsys.readouterr().err
     assert b.name == "cpu"
     lines = [l for l in err.splitlines() if l.strip()]
-    assert len(lines) == 1 and "no usable NVIDIA driver" in lines[0] and "pip install" in lines[0]
+    assert len(lines) == 1 and "no NVIDIA driver was found (simulated)" in lines[0] and "Falling back" in lines[0]
 
 
 def test_explicit_cuda_without_fallback_raises(monkeypatch):
-    monkeypatch.setattr(select, "cuda_problem", lambda i: "no CUDA device was found")
+    monkeypatch.setattr(select, "_cuda_status", lambda i: ("no CUDA device was found", 0))
     with pytest.raises(DeviceError, match="no CUDA device"):
         get_backend("cuda:0", fallback=False)
 
@@ -106,5 +136,5 @@ def test_scatter_add_accumulates_duplicates(backend):
     xp = backend.xp
     idx = backend.from_host([0, 2, 2, 2], "int64")
     vals = backend.from_host([[1.0], [1.0], [2.0], [3.0]], "float32")
-    out = backend.to_host(backend.scatter_add(xp.zeros((3, 1), dtype=xp.float32), idx, vals))
+    out = backend.to_host(backend.scatter_add(xp.zeros((3, 1), dtype=xp.float32, device=backend.device), idx, vals))
     assert out.ravel().tolist() == [1.0, 0.0, 6.0]
