@@ -17,7 +17,6 @@ from tinyllm.data import DataError
 from tinyllm.data.tokenizers import TokenizerError
 from tinyllm.sample import SamplingError
 
-DEVICES = ("auto", "cpu", "cuda", "strict")
 IGNORE = -1  # target id that cross_entropy(ignore_index=IGNORE) leaves out of the loss
 
 
@@ -27,9 +26,9 @@ class UsageError(ValueError):
 
 def make_parser(description: str, seed: int = 0) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--device", default="auto", choices=DEVICES,
-                   help="auto: a usable GPU else cpu; cuda: GPU, falls back to cpu with a warning; "
-                        "strict: array-api-strict (slow, proves the code uses only the standard)")
+    p.add_argument("--device", default="auto",
+                   help="auto: a usable GPU else cpu; cuda or cuda:N: that GPU, falls back to cpu with a warning; "
+                        "strict or strict:N: array-api-strict (slow, proves the code uses only the standard)")
     p.add_argument("--seed", type=int, default=seed, help="seed for weights and data order")
     return p
 

@@ -55,17 +55,26 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-5, rtol: 
             return float(_scalar(fn(*inputs), weights).item())
 
     res = GradcheckResult(ok=True, max_abs_err=0.0)
+    with backend.activate():  # the perturbations below write device arrays
+        _compare(inputs, loss_value, xp, backend, eps, atol, rtol, res)
+    return res
+
+
+def _compare(inputs, loss_value, xp, backend, eps, atol, rtol, res) -> None:
     worst_excess = -1.0
     for k, t in enumerate(inputs):
         if not t.requires_grad:
             continue
-        grad = t.grad if t.grad is not None else xp.zeros(t.data.shape, dtype=t.data.dtype)
-        analytic = xp.reshape(grad, (-1,))
         shape = t.data.shape
+        n = 1
+        for s in shape:
+            n *= s
+        analytic = backend.to_host(xp.reshape(t.grad, (-1,))) if t.grad is not None else [0.0] * n
         flat = xp.reshape(t.data, (-1,))
+        host = backend.to_host(flat)
         flat = xp.asarray(flat, copy=True)
-        for i in range(flat.shape[0]):
-            orig = float(flat[i])
+        for i in range(n):
+            orig = float(host[i])
             flat[i] = orig + eps
             t.data = xp.reshape(flat, shape)
             up = loss_value()
@@ -85,7 +94,6 @@ def gradcheck(fn, *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-5, rtol: 
             res.max_abs_err = err if err > res.max_abs_err else res.max_abs_err
             if excess > 0:
                 res.ok = False
-    return res
 
 
 def _unravel(i: int, shape) -> tuple:

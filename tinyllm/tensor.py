@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
-from backends import Backend, get_backend
+from backends import Backend, backend_of, get_backend
 
 _grad_enabled = True
 _default_backend: Backend | None = None
@@ -51,8 +51,11 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         backend = get_backend(device) if device is not None else None
+        owner = backend_of(data)
         if backend is None:
-            backend = _backend_of(data) or default_backend()
+            backend = owner or default_backend()
+        elif owner is not None and owner != backend and owner.kind != "cpu":  # another device's array
+            data = backend.copy_from(data, owner)
         if not backend.is_array(data):
             if dtype is None:
                 dtype = _infer_dtype(data)
@@ -136,8 +139,7 @@ class Tensor:
         b = get_backend(device)
         if b == self.backend:
             return self
-        t = Tensor(b.from_host(self.backend.to_host(self.data)), device=b, requires_grad=self.requires_grad)
-        return t
+        return Tensor(b.copy_from(self.data, self.backend), device=b, requires_grad=self.requires_grad)
 
     def astype(self, dtype) -> "Tensor":
         from .ops.elementwise import cast
@@ -159,11 +161,15 @@ class Tensor:
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad (made under no_grad, or from constants)")
+        with self.backend.activate():  # the backward closures launch kernels on this device
+            self._backward_on_device(grad)
+
+    def _backward_on_device(self, grad) -> None:
         xp = self.xp
         if grad is None:
             if self.size != 1:
                 raise RuntimeError(f"backward() without a gradient needs a scalar, got shape {self.shape}")
-            grad = xp.ones(self.data.shape, dtype=self.data.dtype)
+            grad = xp.ones(self.data.shape, dtype=self.data.dtype, device=self.backend.device)
         elif isinstance(grad, Tensor):
             grad = grad.data
         topo = self._topo()
@@ -175,7 +181,7 @@ class Tensor:
                 continue
             owned.discard(id(g))
             if node._backward is None:  # a leaf
-                node.grad = g if node.grad is None else node.grad + g
+                _accumulate(node, g)
                 continue
             for p, pg in zip(node._parents, node._backward(g)):
                 if pg is None or not p.requires_grad:
@@ -255,13 +261,17 @@ def _ops():
     return ops
 
 
-def _backend_of(data):
-    from backends.select import _instances
-
-    for b in _instances.values():
-        if b.is_array(data):
-            return b
-    return None
+def _accumulate(leaf: Tensor, g) -> None:
+    """leaf.grad += g. A Parameter whose gradient lives in an optimizer's flat buffer
+    (leaf.grad_buffer, a view) gets it written there, in place."""
+    buf = getattr(leaf, "grad_buffer", None)
+    if buf is None:
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+    elif leaf.grad is buf:
+        buf += g
+    else:
+        buf[...] = g if leaf.grad is None else leaf.grad + g
+        leaf.grad = buf
 
 
 def _infer_dtype(data) -> str:

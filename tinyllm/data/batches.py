@@ -13,12 +13,13 @@ class Batcher:
         self.n = len(tokens)
         self.stream = backend.from_host(tokens, "int64")  # (N,)
         xp = backend.xp
-        self._offsets = xp.arange(block_size + 1, dtype=self.stream.dtype)[None, :]  # (1, T+1)
+        self._offsets = xp.arange(block_size + 1, dtype=self.stream.dtype, device=backend.device)[None, :]  # (1, T+1)
 
     def batch(self, batch_size: int, rng):
         """rng: a backends.RNG; returns x, y of shape (B, T), y = x shifted by one."""
         xp = self.backend.xp
         starts = self.backend.from_host(rng.host_integers(0, self.n - self.block_size, batch_size), "int64")
-        idx = starts[:, None] + self._offsets  # (B, T+1)
-        win = xp.reshape(xp.take(self.stream, xp.reshape(idx, (-1,))), idx.shape)
+        with self.backend.activate():
+            idx = starts[:, None] + self._offsets  # (B, T+1)
+            win = xp.reshape(xp.take(self.stream, xp.reshape(idx, (-1,))), idx.shape)
         return win[:, :-1], win[:, 1:]

@@ -27,15 +27,16 @@ class BigramCounts:
         self.vocab_size = vocab_size
         self.smoothing = smoothing
         xp = self.backend.xp
-        self.counts = xp.zeros((vocab_size, vocab_size), dtype=xp.float64)
+        self.counts = xp.zeros((vocab_size, vocab_size), dtype=xp.float64, device=self.backend.device)
 
     def fit(self, sequences) -> "BigramCounts":
         """sequences: lists of token ids (each already wrapped in start/end tokens)."""
         xp, V = self.backend.xp, self.vocab_size
         pairs = [a * V + b for seq in sequences for a, b in zip(seq, seq[1:])]
         flat = self.backend.from_host(pairs, "int64")
-        ones = xp.ones((flat.shape[0],), dtype=xp.float64)
-        c = self.backend.scatter_add(xp.zeros((V * V,), dtype=xp.float64), flat, ones)
+        dev = self.backend.device
+        ones = xp.ones((flat.shape[0],), dtype=xp.float64, device=dev)
+        c = self.backend.scatter_add(xp.zeros((V * V,), dtype=xp.float64, device=dev), flat, ones)
         self.counts = self.counts + xp.reshape(c, (V, V))
         return self
 

@@ -71,7 +71,7 @@ class GPT(Module):
         B, T = i.shape
         if pos + T > self.config.block_size:
             raise ValueError(f"sequence of {pos + T} tokens is longer than block_size {self.config.block_size}")
-        positions = xp.arange(pos, pos + T, dtype=i.dtype)
+        positions = xp.arange(pos, pos + T, dtype=i.dtype, device=be.device)
         x = self.drop(self.wte(i) + self.wpe(positions))  # (B, T, C)
         for k, block in enumerate(self.blocks):
             x = block(x, None if cache is None else cache[k])

@@ -54,7 +54,7 @@ class CharMLP(Module):
         i = raw(idx, be, "int64")
         B, T = i.shape
         k = self.config.block_size
-        padded = xp.concat([xp.zeros((B, k - 1), dtype=i.dtype), i], axis=1)  # (B, T+k-1)
+        padded = xp.concat([xp.zeros((B, k - 1), dtype=i.dtype, device=be.device), i], axis=1)  # (B, T+k-1)
         windows = xp.stack([padded[:, j:j + T] for j in range(k)], axis=-1)  # (B, T, k)
         logits = self.window_logits(xp.reshape(windows, (B * T, k))).reshape(B, T, -1)
         if targets is None:

@@ -1,18 +1,23 @@
 """Module / Parameter tree: named parameters, state dicts, train/eval, devices."""
 from __future__ import annotations
 
-from backends import RNG, get_backend
+from backends import RNG, backend_of, get_backend
 
 from ..tensor import Tensor, default_backend
 
 
 class Parameter(Tensor):
-    """A Tensor a Module trains (requires_grad is on)."""
+    """A Tensor a Module trains (requires_grad is on).
 
-    __slots__ = ()
+    grad_buffer: set by an optimizer that keeps all gradients in one flat array;
+    backward() then writes this parameter's gradient into that view, in place.
+    """
+
+    __slots__ = ("grad_buffer",)
 
     def __init__(self, data, device=None, dtype=None):
         super().__init__(data, device=device, dtype=dtype, requires_grad=True)
+        self.grad_buffer = None
 
 
 def default_rng(rng: RNG | None) -> RNG:
@@ -86,16 +91,14 @@ class Module:
         return ps[0].backend if ps else default_backend()
 
     def to(self, device) -> "Module":
-        """Move every parameter to `device`, in place (tied weights stay tied)."""
+        """Move every parameter to `device`, in place (tied weights stay tied), copying
+        through the host explicitly. Make the optimizer after moving the model."""
         b = get_backend(device)
         for p in self.parameters():
             if p.backend != b:
-                p.data = b.from_host(p.backend.to_host(p.data))
+                p.data = b.copy_from(p.data, p.backend)
                 p.backend = b
-                p.grad = None
-        for m in self.modules():
-            if hasattr(m, "_on_device"):
-                m._on_device(b)
+                p.grad = p.grad_buffer = None
         return self
 
     # -- state --------------------------------------------------------------------
@@ -104,7 +107,8 @@ class Module:
         return {n: p.data for n, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Copy arrays (host or device) in; names and shapes must match exactly."""
+        """Copy arrays (host, or on any device) into the parameters, in place; names and
+        shapes must match exactly."""
         params = dict(self.named_parameters())
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
@@ -115,11 +119,21 @@ class Module:
             if tuple(a.shape) != p.shape:
                 raise ValueError(f"state dict tensor {n!r} has shape {tuple(a.shape)}, the model expects {p.shape}")
         for n, p in params.items():
-            a = state[n]
-            if not p.backend.is_array(a):
-                a = p.backend.from_host(a)
-            p.data = p.backend.xp.astype(a, p.dtype)
+            with p.backend.activate():
+                p.data[...] = _here(state[n], p)  # in place: an optimizer's flat buffer keeps its views
             p.grad = None
+
+
+def _here(a, p: Parameter):
+    """a (a host array, or an array on any device) as an array on p's device with p's dtype."""
+    b = p.backend
+    if not b.is_array(a):
+        owner = backend_of(a)
+        if owner is not None and owner.kind != "cpu":
+            a = b.copy_from(a, owner)  # another device's array: explicitly through the host
+        else:
+            return b.from_host(a, b.dtype_name(p.dtype))
+    return a if a.dtype == p.dtype else b.xp.astype(a, p.dtype)
 
 
 class ModuleList(Module):

@@ -1,6 +1,8 @@
 """Helpers shared by the ops: lifting operands, undoing broadcasts."""
 from __future__ import annotations
 
+from backends import DeviceError, backend_of
+
 from ..tensor import Tensor
 
 
@@ -10,16 +12,21 @@ def lift(x, like: Tensor) -> Tensor:
         return x
     if isinstance(x, (int, float)):
         return x
-    b = like.backend
-    data = x if b.is_array(x) else b.from_host(x, b.dtype_name(like.dtype))
-    return Tensor._make(data, b)
+    return Tensor._make(raw(x, like.backend, like.backend.dtype_name(like.dtype)), like.backend)
 
 
 def raw(x, backend, dtype: str):
-    """The device array behind a Tensor, a device array, or a host object (converted as dtype)."""
+    """The device array behind a Tensor, a device array, or a host object (converted as dtype).
+    An array on another device is refused: moving it is explicit (Tensor.to)."""
     if isinstance(x, Tensor):
         return x.data
-    return x if backend.is_array(x) else backend.from_host(x, dtype)
+    if backend.is_array(x):
+        return x
+    owner = backend_of(x)
+    if owner is not None and owner.kind != "cpu":  # NumPy arrays are host data
+        raise DeviceError(f"an array on {owner.name} was given to an op on {backend.name}; "
+                          f"move it first, e.g. tinyllm.tensor(array, device={backend.name!r})")
+    return backend.from_host(x, dtype)
 
 
 def unbroadcast(xp, g, shape):

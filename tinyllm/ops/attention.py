@@ -19,8 +19,8 @@ def causal_mask(backend, tq: int, tk: int):
     m = backend._cache.get(key)
     if m is None:
         xp = backend.xp
-        i = xp.arange(tq)[:, None] + (tk - tq)
-        j = xp.arange(tk)[None, :]
+        i = xp.arange(tq, device=backend.device)[:, None] + (tk - tq)
+        j = xp.arange(tk, device=backend.device)[None, :]
         m = backend._cache[key] = j <= i
     return m
 

@@ -19,7 +19,7 @@ def embedding(weight: Tensor, idx) -> Tensor:
 
     def backward(g):
         rows = xp.reshape(g, (flat.shape[0],) + tuple(w.shape[1:]))  # (N, C)
-        gw = xp.zeros(w.shape, dtype=g.dtype)
+        gw = xp.zeros(w.shape, dtype=g.dtype, device=backend.device)
         return (backend.scatter_add(gw, flat, rows),)
 
     return Tensor._make(out, backend, (weight,), backward)

@@ -18,7 +18,7 @@ def cross_entropy_kernel(xp, z, t):
 
     def backward(scale_rows):
         p = e / s
-        onehot = t[:, None] == xp.arange(z.shape[-1], dtype=t.dtype)[None, :]
+        onehot = t[:, None] == xp.arange(z.shape[-1], dtype=t.dtype, device=t.device)[None, :]
         return ((p - xp.astype(onehot, p.dtype)) * scale_rows[:, None],)
 
     return loss_rows, backward

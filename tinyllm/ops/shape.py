@@ -48,7 +48,7 @@ def getitem(x: Tensor, idx) -> Tensor:
     d = x.data
 
     def backward(g):
-        full = xp.zeros(d.shape, dtype=g.dtype)
+        full = xp.zeros(d.shape, dtype=g.dtype, device=x.backend.device)
         full[idx] = g
         return (full,)
 
