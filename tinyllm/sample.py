@@ -1,8 +1,9 @@
 """Text generation: temperature, top-k, top-p (nucleus), greedy, KV cache.
 
-Everything runs in the backend's `xp`; the only host trip per step is the
-chosen token ids (B ints). Random draws come from a seeded backends.RNG, so
-the same seed gives the same samples on every backend.
+Everything runs in the backend's `xp`; the only host trip per token is one
+read of the chosen ids (B ints): the ids are fed back from the device, and the
+noise is made there (tinyllm/random.py, keyed by the seed and counted by the
+token), so the same seed gives the same samples on every backend.
 
 A model with `new_cache()` (GPT) is decoded incrementally: the prompt is run
 once (prefill), then each new token costs one position of work. Positions
@@ -15,7 +16,10 @@ from __future__ import annotations
 
 import math
 
+from .random import RandomStream
 from .tensor import no_grad
+
+SAMPLING_SITE = 0x5A3D1E  # the generator's call-site word for sampling noise (dropout sites are < 2**31 too)
 
 
 class SamplingError(ValueError):
@@ -70,50 +74,53 @@ def filter_probs(xp, logits, temperature: float, top_k: int | None, top_p: float
     return p
 
 
-def _pick(backend, logits, temperature, top_k, top_p, rng) -> list:
-    """logits (B, V) -> one token id per row (host ints)."""
+def _pick(backend, logits, temperature, top_k, top_p, stream: RandomStream):
+    """logits (B, V) -> one token id per row, (B,) int64 on the device (no host read)."""
     xp = backend.xp
     if temperature == 0.0:
-        idx = xp.argmax(logits, axis=-1)
-    else:
-        p = filter_probs(xp, logits, temperature, top_k, top_p)
-        cdf = xp.cumulative_sum(p, axis=-1)  # (B, V)
-        u = rng.uniform((p.shape[0], 1), dtype="float64") * cdf[:, -1:]
-        idx = xp.sum(xp.astype(cdf <= u, xp.int64), axis=-1)  # first index whose cdf exceeds u
-        # a zero-probability token can never be chosen: cdf is flat across it
-        idx = xp.clip(idx, 0, p.shape[-1] - 1)
-    return [int(i) for i in backend.to_host(idx).tolist()]
+        return xp.astype(xp.argmax(logits, axis=-1), xp.int64)
+    p = filter_probs(xp, logits, temperature, top_k, top_p)
+    cdf = xp.cumulative_sum(p, axis=-1)  # (B, V)
+    u = stream.uniform(backend, (p.shape[0], 1), "float64") * cdf[:, -1:]
+    idx = xp.sum(xp.astype(cdf <= u, xp.int64), axis=-1)  # first index whose cdf exceeds u
+    # a zero-probability token can never be chosen: cdf is flat across it. minimum, not clip:
+    # array-api-compat's generic clip indexes with a boolean mask, a hidden sync on a GPU
+    return xp.minimum(idx, xp.full_like(idx, p.shape[-1] - 1))
 
 
 class _Decoder:
-    """Next-token logits for B growing sequences, incrementally where the model allows."""
+    """Next-token logits for B growing sequences, incrementally where the model allows.
 
-    def __init__(self, model):
+    The sequences live on the device (B, L): the prompt is copied in once, each
+    chosen token is appended there."""
+
+    def __init__(self, model, seqs: list):
         self.model = model
         self.block = model.config.block_size
         self.cached = hasattr(model, "new_cache")
         self.backend = model.backend
         self.cache = None
         self.pos = 0  # tokens of the current window already in the cache
+        self.seq = self.backend.from_host(seqs, "int64")  # (B, L)
 
-    def _run(self, rows, pos):
-        ids = self.backend.from_host(rows, "int64")  # (B, T)
+    def _run(self, ids, pos):
         logits = self.model(ids, cache=self.cache, pos=pos)
         return logits.data[:, -1, :]  # (B, V)
 
-    def prefill(self, seqs: list):
-        window = [s[-self.block:] for s in seqs]
-        if not self.cached:
-            return self._run(window, 0)
-        self.cache = self.model.new_cache()
-        self.pos = len(window[0])
+    def prefill(self):
+        window = self.seq[:, max(0, self.seq.shape[1] - self.block):]
+        if self.cached:
+            self.cache = self.model.new_cache()
+            self.pos = window.shape[1]
         return self._run(window, 0)
 
-    def step(self, seqs: list):
-        """seqs have grown by one token since the last call."""
+    def step(self, nxt):
+        """nxt (B,) on the device: the token each sequence grew by."""
+        xp = self.backend.xp
+        self.seq = xp.concat([self.seq, nxt[:, None]], axis=1)
         if not self.cached or self.pos + 1 > self.block:
-            return self.prefill(seqs)
-        out = self._run([s[-1:] for s in seqs], self.pos)
+            return self.prefill()
+        out = self._run(nxt[:, None], self.pos)
         self.pos += 1
         return out
 
@@ -124,7 +131,7 @@ def generate_batch(model, prompt, max_new_tokens: int = 100, num_samples: int = 
     """num_samples continuations of one prompt, decoded side by side (one batch).
 
     Returns a list of num_samples lists of new token ids (the stop token, if
-    reached, is not included). seed: an int or a backends.RNG to draw from.
+    reached, is not included). seed: an int, or a tinyllm.random.RandomStream to draw from.
     """
     _check(max_new_tokens, temperature, top_k, top_p, num_samples)
     ids = _prompt_ids(prompt, tokenizer)
@@ -133,20 +140,22 @@ def generate_batch(model, prompt, max_new_tokens: int = 100, num_samples: int = 
     if bad:
         raise SamplingError(f"prompt token ids {bad[:5]} are outside the vocabulary (0..{V - 1})")
     backend = model.backend
-    rng = seed if hasattr(seed, "uniform") else backend.rng(seed)
-    seqs = [list(ids) for _ in range(num_samples)]
+    if isinstance(seed, RandomStream):
+        stream = seed
+    else:
+        stream = RandomStream(seed=int(seed), site=SAMPLING_SITE) if seed is not None else \
+            RandomStream.fresh(SAMPLING_SITE)
     out = [[] for _ in range(num_samples)]
     done = [False] * num_samples
     was_training = model.training
     model.eval()
     try:
-        with no_grad():
-            dec = _Decoder(model)
-            logits = dec.prefill(seqs) if max_new_tokens else None
+        with no_grad(), backend.activate():
+            dec = _Decoder(model, [list(ids) for _ in range(num_samples)])
+            logits = dec.prefill() if max_new_tokens else None
             for step in range(max_new_tokens):
-                nxt = _pick(backend, logits, float(temperature), top_k, top_p, rng)
-                for r, t in enumerate(nxt):
-                    seqs[r].append(t)
+                idx = _pick(backend, logits, float(temperature), top_k, top_p, stream)
+                for r, t in enumerate(backend.to_host(idx).tolist()):  # the one read per token
                     if done[r]:
                         continue
                     if stop_token is not None and t == stop_token:
@@ -155,7 +164,7 @@ def generate_batch(model, prompt, max_new_tokens: int = 100, num_samples: int = 
                         out[r].append(t)
                 if all(done) or step == max_new_tokens - 1:
                     break
-                logits = dec.step(seqs)
+                logits = dec.step(idx)
     finally:
         model.train(was_training)
     return out

@@ -7,6 +7,7 @@ import math
 from backends import RNG
 
 from .. import ops as F
+from ..random import RandomStream
 from ..tensor import Tensor
 from .module import Module, Parameter, default_rng
 
@@ -14,7 +15,7 @@ from .module import Module, Parameter, default_rng
 def _param(rng: RNG, shape, std: float | None = None, fill: float | None = None, low: float | None = None) -> Parameter:
     b = rng.backend
     if fill is not None:
-        data = b.xp.full(shape, fill, dtype=b.xp.float32)
+        data = b.xp.full(shape, fill, dtype=b.xp.float32, device=b.device)
     elif low is not None:
         data = rng.uniform(shape, -low, low)
     else:
@@ -80,28 +81,24 @@ def make_norm_layer(kind: str, dim: int, bias: bool = True, affine: bool = True,
 
 
 class Dropout(Module):
-    """Zeroes a fraction p in training mode; its own seeded RNG keeps runs reproducible."""
+    """Zeroes a fraction p in training mode. Its masks come from a RandomStream keyed
+    by the model's seed and a site number drawn from the init RNG, so runs repeat;
+    a training loop sets `stream.counter` to the step (resuming needs only the step)."""
 
     def __init__(self, p: float = 0.0, rng: RNG | None = None):
         self.p = p
-        self.rng = rng.backend.rng(int(rng.host_integers(0, 2**31, None))) if (rng is not None and p > 0) else None
+        self.stream = None
+        if rng is not None and p > 0:
+            site = int(rng.host_integers(0, 2**31, None))
+            seed = rng.seed if rng.seed is not None else int(rng.host_integers(0, 2**63, None))
+            self.stream = RandomStream(seed=seed, site=site)
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
-        if self.rng is None or self.rng.backend != x.backend:
-            self.rng = x.backend.rng(0) if self.rng is None else _moved(self.rng, x.backend)
-        return F.dropout(x, self.p, self.rng, training=True)
-
-    def _on_device(self, backend) -> None:
-        if self.rng is not None and self.rng.backend != backend:
-            self.rng = _moved(self.rng, backend)
-
-
-def _moved(rng: RNG, backend) -> RNG:
-    new = backend.rng(0)
-    new.set_state(rng.get_state())
-    return new
+        if self.stream is None:
+            self.stream = RandomStream()
+        return F.dropout(x, self.p, self.stream, training=True)
 
 
 class MLP(Module):

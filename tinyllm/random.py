@@ -1,0 +1,112 @@
+"""Random numbers made on the device: Philox-4x32-10 written with Array API integer ops.
+
+A counter-based generator (Salmon et al., "Parallel random numbers: as easy as
+1, 2, 3", SC 2011) has no state to carry: the numbers are a pure function of a
+key (seed, call site) and a counter (element index, step). Dropout masks and
+sampling noise are therefore made where they are used, with nothing copied from
+the host, and resuming a run exactly needs only the step.
+
+The standard leaves integer overflow unspecified, so nothing here wraps around:
+words are 32-bit values held in uint64, a 32x32-bit product (< 2**64) is exact
+there, and shifts and masks split it into its high and low words. Integer ops
+are exact everywhere, so the bits are identical on NumPy, array-api-strict and
+CuPy; uniform floats keep 24 (float32) or 53 (float64) of those bits, so they are
+identical too, and a dropout mask is an integer comparison.
+
+Python ints and arrays share the operators used below (*, >>, &, ^), so words
+that do not depend on the element index stay Python ints until mixed in.
+"""
+from __future__ import annotations
+
+import random as _host_random
+from dataclasses import dataclass
+
+_M0, _M1 = 0xD2511F53, 0xCD9E8D57  # Philox-4x32 multipliers
+_W0, _W1 = 0x9E3779B9, 0xBB67AE85  # Weyl key increments (golden ratio, sqrt(3) - 1)
+_MASK = 0xFFFFFFFF
+ROUNDS = 10
+
+
+def _mulhilo(a, m: int):
+    """(high, low) 32-bit words of a * m, for a < 2**32 (an int or a uint64 array)."""
+    p = a * m  # < 2**64: exact in uint64
+    return p >> 32, p & _MASK
+
+
+def philox4x32(counter, key, rounds: int = ROUNDS) -> tuple:
+    """Philox-4x32-R: 4 counter words and 2 key words (ints or uint64 arrays of 32-bit values) -> 4 words."""
+    x0, x1, x2, x3 = counter
+    k0, k1 = key
+    for r in range(rounds):
+        if r:
+            k0, k1 = (k0 + _W0) & _MASK, (k1 + _W1) & _MASK
+        hi0, lo0 = _mulhilo(x0, _M0)
+        hi1, lo1 = _mulhilo(x2, _M1)
+        x0, x1, x2, x3 = hi1 ^ x1 ^ k0, lo1, hi0 ^ x3 ^ k1, lo0
+    return x0, x1, x2, x3
+
+
+def random_words(backend, n: int, seed: int, site: int, step: int):
+    """n independent 32-bit random words (a uint64 array of shape (n,)) on backend's device.
+
+    Counter word 0 is the element group (n / 4 groups, 4 words each), word 1 the
+    seed's high half, words 2-3 the step; the key is (seed's low half, call site).
+    """
+    xp = backend.xp
+    groups = -(-n // 4)
+    with backend.activate():
+        i = xp.arange(groups, dtype=xp.uint64, device=backend.device)
+        counter = (i, (seed >> 32) & _MASK, step & _MASK, (step >> 32) & _MASK)
+        words = philox4x32(counter, (seed & _MASK, site & _MASK))
+        out = xp.concat(words) if n > groups else words[0]  # (4 * groups,): word j of group g at j * groups + g
+        return out[:n]
+
+
+@dataclass
+class RandomStream:
+    """The random numbers of one call site: draw number `counter` of (seed, site).
+
+    Each draw advances `counter` by one. A training loop sets it to the step
+    before each step, so the numbers of step N never depend on what ran before.
+    """
+
+    seed: int = 0
+    site: int = 0
+    counter: int = 0
+
+    @classmethod
+    def fresh(cls, site: int = 0) -> "RandomStream":
+        """A stream with an unpredictable seed (drawn from the host's entropy)."""
+        return cls(seed=_host_random.getrandbits(64), site=site)
+
+    def _words(self, backend, n: int):
+        w = random_words(backend, n, self.seed, self.site, self.counter)
+        self.counter += 1
+        return w
+
+    def uniform(self, backend, shape, dtype: str = "float32"):
+        """Uniform floats in [0, 1): 24 random bits for float32, 53 for float64."""
+        xp = backend.xp
+        n = 1
+        for s in shape:
+            n *= s
+        with backend.activate():
+            if dtype == "float64":
+                w = self._words(backend, 2 * n)
+                bits = ((w[:n] >> 5) << 26) | (w[n:] >> 6)  # 27 + 26 = 53 bits
+                u = xp.astype(bits, xp.float64) * (1.0 / 2.0 ** 53)
+            elif dtype == "float32":
+                u = xp.astype(self._words(backend, n) >> 8, xp.float32) * (1.0 / 2.0 ** 24)
+            else:
+                raise ValueError(f"uniform draws float32 or float64, not {dtype!r}")
+            return xp.reshape(u, tuple(shape))
+
+    def keep_mask(self, backend, shape, p: float):
+        """A bool array, True with probability 1 - p (exactly: words >= round(p * 2**32))."""
+        xp = backend.xp
+        n = 1
+        for s in shape:
+            n *= s
+        threshold = min(round(p * 2.0 ** 32), _MASK)
+        with backend.activate():
+            return xp.reshape(self._words(backend, n) >= threshold, tuple(shape))
