@@ -118,3 +118,41 @@ def test_clip_grad_norm(backend):
     assert total == pytest.approx(1.0, rel=1e-5)
     np.testing.assert_allclose(backend.to_host(a.grad), [0.6, 0.0], rtol=1e-5)
     assert clip_grad_norm([Parameter(backend.from_host([1.0], "float64"))], 1.0) == 0.0  # no grads
+
+
+def _array_calls(model_layers: int, opt_cls, monkeypatch) -> int:
+    """Arrays array-api-strict makes during one clip + optimizer step of a GPT with this many layers."""
+    import array_api_strict
+
+    from tinyllm.models import build_model
+
+    be = tinyllm_device("strict:1")
+    m = build_model("gpt", vocab_size=11, block_size=8, n_layer=model_layers, n_head=2, n_embd=16, device=be)
+    opt = opt_cls(decay_groups(m, 0.1), lr=1e-3)
+    _, loss = m(be.from_host([[1, 2, 3]], "int64"), be.from_host([[2, 3, 4]], "int64"))
+    loss.backward()
+    opt.clip_grad_norm(1.0)
+    opt.step()  # the first step makes the state: not counted
+    loss = m(be.from_host([[1, 2, 3]], "int64"), be.from_host([[2, 3, 4]], "int64"))[1]
+    opt.zero_grad()
+    loss.backward()
+    made = []
+    new = array_api_strict._array_object.Array._new.__func__
+    monkeypatch.setattr(array_api_strict._array_object.Array, "_new",
+                        classmethod(lambda cls, *a, **k: made.append(1) or new(cls, *a, **k)))
+    opt.clip_grad_norm(1.0)
+    opt.step()
+    monkeypatch.undo()
+    return len(made)
+
+
+@pytest.mark.parametrize("opt_cls", [AdamW, SGD])
+def test_clip_and_step_cost_the_same_array_calls_for_any_number_of_tensors(opt_cls, monkeypatch):
+    small, big = _array_calls(1, opt_cls, monkeypatch), _array_calls(6, opt_cls, monkeypatch)
+    assert small == big and small < 80, (small, big)  # 1 layer: 14 parameter tensors; 6 layers: 54
+
+
+def tinyllm_device(name):
+    from backends import get_backend
+
+    return get_backend(name)

@@ -1,15 +1,22 @@
-"""SGD (+momentum), Adam and AdamW over Parameters' raw arrays.
+"""SGD (+momentum), Adam and AdamW over Parameters' raw arrays, and gradient clipping.
 
-Updates run on arrays outside the graph; a backend's fused fast path
-(backend.fast.adamw) is used where present.
+The parameters of an optimizer live in one flat array and their gradients in
+another (optim/flat.py), so a step is a few whole-array calls per parameter
+group, never per parameter tensor, and its state (Adam's moments) is flat too.
+A backend's fused kernel (backend.fast.adam_step) runs where present.
+Updates happen in place, on arrays outside the graph.
 """
 from __future__ import annotations
 
 import math
 
+from .flat import FlatParams
+
 
 class Optimizer:
     """Keeps a list of param groups: {"params": [...], "weight_decay": float}."""
+
+    slots: tuple = ()  # per-parameter state arrays (kept flat), e.g. Adam's ("m", "v")
 
     def __init__(self, params, lr: float, weight_decay: float = 0.0):
         if lr < 0:
@@ -21,9 +28,18 @@ class Optimizer:
             self.groups = [{"params": params}]
         for g in self.groups:
             g.setdefault("weight_decay", weight_decay)
+            g["params"] = list(g["params"])
+        ordered = [p for g in self.groups for p in g["params"]]
+        if len({id(p) for p in ordered}) != len(ordered):
+            raise ValueError("a parameter appears twice in the optimizer's groups")
         self.lr = lr
         self.step_count = 0
-        self.state: dict = {}  # id(param) -> {name: array}
+        self.flat = FlatParams(ordered) if ordered else None
+        self.state: dict = {}  # slot name -> flat array, made at the first step (or when loaded)
+        self._ranges, i = [], 0  # each group's parameters: params[i:j]
+        for g in self.groups:
+            self._ranges.append((i, i + len(g["params"])))
+            i += len(g["params"])
 
     @property
     def params(self) -> list:
@@ -33,38 +49,94 @@ class Optimizer:
         for p in self.params:
             p.grad = None
 
-    def step(self) -> None:
-        self.step_count += 1
-        for g in self.groups:
-            for p in g["params"]:
-                if p.grad is not None:
-                    self._update(p, p.grad, g["weight_decay"])
+    def _make_state(self) -> None:
+        for k in self.slots:
+            if k not in self.state:
+                self.state[k] = self.flat.zeros()
 
-    def _update(self, p, grad, wd: float) -> None:
+    def step(self, only_if=None) -> None:
+        """One update of every parameter that has a gradient.
+
+        only_if: a device bool scalar; where it is False the parameters and the
+        state stay as they were (a non-finite step skipped without reading it
+        on the host). The step count advances either way.
+        """
+        self.step_count += 1
+        flat = self.flat
+        if flat is None:
+            return
+        xp = flat.backend.xp
+        with flat.backend.activate():
+            flat.sync()
+            self._make_state()
+            arrays = [flat.data, *self.state.values()]
+            saved = [xp.asarray(a, copy=True) for a in arrays] if only_if is not None else None
+            for g, (i, j) in zip(self.groups, self._ranges):
+                ps = flat.params[i:j]
+                if not ps:
+                    continue
+                if all(p.grad is not None for p in ps):  # the whole group at once
+                    sl = flat.span(i, j)
+                    self._update(flat.data[sl], flat.grad[sl], {k: a[sl] for k, a in self.state.items()},
+                                 g["weight_decay"])
+                    continue
+                for k in range(i, j):  # some parameters got no gradient: update the others one by one
+                    if flat.params[k].grad is not None:
+                        self._update(flat.view(flat.data, k), flat.view(flat.grad, k),
+                                     {s: flat.view(a, k) for s, a in self.state.items()}, g["weight_decay"])
+            if saved is not None:
+                for a, old in zip(arrays, saved):
+                    a[...] = xp.where(only_if, a, old)
+
+    def _update(self, p, g, state: dict, wd: float) -> None:
+        """Update p (and the state arrays) in place from gradient g; all flat or all one parameter's."""
         raise NotImplementedError
+
+    def clip_grad_norm(self, max_norm: float | None):
+        """The global L2 norm of the gradients as a device scalar (no host read); where it exceeds
+        max_norm the gradients are scaled down to it, on the device. None / 0: no clipping."""
+        flat = self.flat
+        if flat is None:
+            return None
+        xp = flat.backend.xp
+        with flat.backend.activate():
+            flat.sync()
+            for p in flat.params:
+                if p.grad is None:  # its slice holds an old gradient: it must not count
+                    p.grad_buffer[...] = 0.0
+            norm = xp.sqrt(xp.vecdot(flat.grad, flat.grad))
+            if max_norm:
+                flat.grad *= xp.where(norm > max_norm, max_norm / (norm + 1e-6), xp.ones_like(norm))
+            return norm
 
     # -- checkpoints: state as {"<param index>.<slot>": array} --------------------
     def state_arrays(self) -> dict:
-        out = {}
-        for i, p in enumerate(self.params):
-            for k, a in self.state.get(id(p), {}).items():
-                out[f"{i}.{k}"] = a
-        return out
+        """{"<param index>.<slot>": device array (a view)} once the state exists."""
+        if self.flat is None or not self.state:
+            return {}
+        return {f"{i}.{k}": self.flat.view(a, i) for k, a in self.state.items() for i in range(len(self.flat.params))}
 
     def load_state_arrays(self, arrays: dict, step_count: int) -> None:
         params = self.params
-        self.state = {}
+        parsed = []
         for key, a in arrays.items():
             i, k = key.split(".", 1)
             i = int(i)
             if not 0 <= i < len(params):
                 raise ValueError(f"optimizer state names parameter {i}, the model has {len(params)}")
-            p = params[i]
-            if tuple(a.shape) != p.shape:
-                raise ValueError(f"optimizer state {key!r} has shape {tuple(a.shape)}, parameter has {p.shape}")
-            if not p.backend.is_array(a):
-                a = p.backend.from_host(a)
-            self.state.setdefault(id(p), {})[k] = p.backend.xp.astype(a, p.dtype)
+            if k not in self.slots:
+                raise ValueError(f"optimizer state {key!r} is not one of this optimizer's ({', '.join(self.slots)})")
+            if tuple(a.shape) != params[i].shape:
+                raise ValueError(f"optimizer state {key!r} has shape {tuple(a.shape)}, parameter has {params[i].shape}")
+            parsed.append((i, k, a))
+        if self.flat is not None:
+            from ..nn.module import _here
+
+            with self.flat.backend.activate():
+                self.state = {}
+                self._make_state()
+                for i, k, a in parsed:
+                    self.flat.view(self.state[k], i)[...] = _here(a, params[i])
         self.step_count = int(step_count)
 
 
@@ -74,50 +146,51 @@ class SGD(Optimizer):
     def __init__(self, params, lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0):
         super().__init__(params, lr, weight_decay)
         self.momentum = momentum
+        self.slots = ("momentum",) if momentum else ()
 
-    def _update(self, p, grad, wd):
+    def _update(self, p, g, state, wd):
         if wd:
-            grad = grad + wd * p.data
+            g = g + wd * p
         if self.momentum:
-            st = self.state.setdefault(id(p), {})
-            buf = st.get("momentum")
-            buf = grad if buf is None else self.momentum * buf + grad
-            st["momentum"] = buf
-            grad = buf
-        p.data = p.data - self.lr * grad
+            buf = state["momentum"]  # starts at zero: the first step's buffer is g itself
+            buf *= self.momentum
+            buf += g
+            g = buf
+        p -= self.lr * g
 
 
 class Adam(Optimizer):
     """Adam; weight decay, if any, is L2 added to the gradient (coupled)."""
 
     decoupled = False
+    slots = ("m", "v")
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, lr, weight_decay)
         self.betas = tuple(betas)
         self.eps = eps
 
-    def _update(self, p, grad, wd):
+    def _update(self, p, g, state, wd):
         b1, b2 = self.betas
         t = self.step_count
-        st = self.state.setdefault(id(p), {})
-        xp = p.backend.xp
-        if "m" not in st:
-            st["m"] = xp.zeros_like(p.data)
-            st["v"] = xp.zeros_like(p.data)
-        fast = p.backend.fast
+        m, v = state["m"], state["v"]
+        fast = self.flat.backend.fast
         if fast is not None and hasattr(fast, "adam_step"):
-            fast.adam_step(p.data, grad, st["m"], st["v"], self.lr, b1, b2, self.eps, wd, t, self.decoupled)
+            fast.adam_step(p, g, m, v, self.lr, b1, b2, self.eps, wd, t, self.decoupled)
             return
+        xp = self.flat.backend.xp
         if wd and not self.decoupled:
-            grad = grad + wd * p.data
-        st["m"] = m = b1 * st["m"] + (1.0 - b1) * grad
-        st["v"] = v = b2 * st["v"] + (1.0 - b2) * (grad * grad)
+            g = g + wd * p
+        m *= b1
+        m += (1.0 - b1) * g
+        v *= b2
+        v += (1.0 - b2) * (g * g)
         bc1 = 1.0 - b1 ** t
         bc2 = 1.0 - b2 ** t
         step = (self.lr / bc1) * m / (xp.sqrt(v) / math.sqrt(bc2) + self.eps)
-        data = p.data * (1.0 - self.lr * wd) if (wd and self.decoupled) else p.data
-        p.data = data - step
+        if wd and self.decoupled:
+            p *= 1.0 - self.lr * wd
+        p -= step
 
 
 class AdamW(Adam):
@@ -137,15 +210,21 @@ def decay_groups(model, weight_decay: float) -> list:
 
 
 def clip_grad_norm(params, max_norm: float) -> float:
-    """Scale all gradients so their global L2 norm is at most max_norm; returns the norm before."""
+    """Scale all gradients so their global L2 norm is at most max_norm; returns the norm before
+    (one host read). A training loop keeps the norm on the device: Optimizer.clip_grad_norm."""
     params = [p for p in params if p.grad is not None]
     if not params:
         return 0.0
-    xp = params[0].backend.xp
-    # summed on the device, one host sync (not one per parameter: each costs a GPU round trip)
-    total = math.sqrt(float(sum(xp.sum(p.grad * p.grad) for p in params)))
-    if max_norm is not None and max_norm > 0 and total > max_norm:
-        scale = max_norm / (total + 1e-6)
-        for p in params:
-            p.grad = p.grad * scale
+    be = params[0].backend
+    xp = be.xp
+    with be.activate():
+        sq = [xp.vecdot(xp.reshape(p.grad, (-1,)), xp.reshape(p.grad, (-1,))) for p in params]
+        total = math.sqrt(float(be.to_host(xp.sum(xp.stack(sq)))))
+        if max_norm is not None and max_norm > 0 and total > max_norm:
+            scale = max_norm / (total + 1e-6)
+            for p in params:
+                if p.grad is getattr(p, "grad_buffer", None):
+                    p.grad *= scale  # the optimizer's flat buffer: scale in place
+                else:
+                    p.grad = p.grad * scale  # the array may be shared with another leaf
     return total
