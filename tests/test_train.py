@@ -46,6 +46,22 @@ def test_resume_is_exact(backend, tmp_path):
     assert [at[e["step"]] for e in straight.evals] == [e["val"] for e in straight.evals]
 
 
+@pytest.mark.parametrize("first, then", [("strict:1", "cpu"), ("cpu", "strict:1")])
+def test_resume_on_another_device(tmp_path, first, then):
+    """Trained on one device, resumed on another: the same losses to float32 tolerance (rtol 1e-5; the
+    dropout masks are bit-identical on every device, only the ops' rounding differs: cpu runs fused
+    kernels, strict the standard ops) and weights within 1e-6."""
+    kw = dict(steps=10, eval_interval=5, dropout=0.1, n_layer=2)
+    straight = Trainer(cfg(tmp_path / "a", device=first, **kw), verbose=False).fit()
+    Trainer(cfg(tmp_path / "b", device=first, **kw), verbose=False).fit(until=5)
+    resumed = Trainer(cfg(tmp_path / "b", device=then, resume=True, **kw), verbose=False).fit()
+    assert resumed.backend.name == then and resumed.losses[:5] == straight.losses[:5]
+    np.testing.assert_allclose(resumed.losses, straight.losses, rtol=1e-5)
+    wa, wb = weights(straight), weights(resumed)
+    for k in wa:
+        np.testing.assert_allclose(wb[k], wa[k], rtol=0, atol=1e-6)
+
+
 def test_training_lowers_the_loss_and_writes_its_outputs(tmp_path):
     t = Trainer(cfg(tmp_path, steps=40, eval_interval=20, lr=5e-3), verbose=False).fit()
     assert t.evals[-1]["val"] < t.evals[0]["val"] - 0.3

@@ -120,6 +120,11 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("evaluation and output")
     g.add_argument("--eval-interval", type=int, default=S, metavar="N",
                    help=f"evaluate, log and checkpoint every N steps (default {D.eval_interval})")
+    g.add_argument("--log-interval", type=int, default=S, metavar="N",
+                   help=f"read the loss and gradient norm from the device every N steps (default {D.log_interval}); "
+                        f"other steps wait for nothing")
+    g.add_argument("--transfer-stats", action="store_true", default=S,
+                   help="print what crossed between host and device (copies, reads, bytes) per phase at the end")
     g.add_argument("--eval-iters", type=int, default=S, metavar="N",
                    help=f"batches per split in an evaluation (default {D.eval_iters})")
     g.add_argument("--samples", type=int, default=S, metavar="N", help=f"samples printed at the end (default {D.samples})")

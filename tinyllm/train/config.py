@@ -60,6 +60,8 @@ class TrainConfig:
     skip_nonfinite: bool = False   # skip an update whose loss or gradient is nan/inf (else stop)
     # evaluation, output
     eval_interval: int = 250       # evaluate, log and checkpoint every this many steps
+    log_interval: int = 10         # read the loss and gradient norm (one small read) every this many steps
+    transfer_stats: bool = False   # print what crossed between host and device, per phase, at the end
     eval_iters: int = 20           # batches per split in an evaluation
     samples: int = 5               # samples printed at the end (0 = none)
     device: str = "auto"           # "auto", "cpu", "cuda", "cuda:N" or "strict"
@@ -138,7 +140,7 @@ class TrainConfig:
         need(isinstance(self.data, str) and self.data.strip() != "",
              f"data (--data) must be 'names', 'arithmetic' or a path to a text file, got {self.data!r}")
         need(self.model in MODELS, f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
-        for name in ("steps", "batch_size", "eval_interval", "eval_iters"):
+        for name in ("steps", "batch_size", "eval_interval", "log_interval", "eval_iters"):
             pos_int(name, getattr(self, name))
         for name in ("n_layer", "n_head", "n_embd", "block_size"):
             pos_int(name, getattr(self, name), allow_none=True)

@@ -10,24 +10,30 @@ checkpoint to resume) is checked in __init__, before the output directory is
 touched; fit() then creates it, takes the run lock and trains.
 
 Resuming is exact: the checkpoint holds the weights, the optimizer moments and
-step count, the batch RNG and every dropout RNG state, and the step (the
-schedule position), so on one backend N straight steps and N/2 + resume + N/2
-give identical losses and weights.
+step count, the batch RNG state and the step (the schedule position, and the
+counter of the on-device generator that makes dropout masks), so on one backend
+N straight steps and N/2 + resume + N/2 give identical losses and weights.
+
+Host <-> device traffic per step is one copy in (the batch's start offsets);
+the loss and gradient norm stay on the device and are read together, for all
+steps since the last read, every `log_interval` steps (and before evaluating
+or saving). `transfers` counts what crossed, per phase.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sys
 import time
 
-from backends import get_backend
+from backends import TransferStats, get_backend
 
 from ..data import DATASETS, Batcher, DataError, load_dataset, tokenizer_from_dict
 from ..models import build_model, config_for
 from ..nn import Dropout
-from ..optim import SGD, Adam, AdamW, clip_grad_norm, decay_groups, make_schedule
+from ..optim import SGD, Adam, AdamW, decay_groups, make_schedule
 from ..sample import complete
 from ..tensor import no_grad
 from .checkpoint import (CheckpointError, OutputDirError, check_tensors, check_tokenizer, committed_file,
@@ -158,6 +164,9 @@ class Trainer:
         self.evals: list = []    # {"step", "train", "val", "lr", ...} per evaluation
         self.skipped = 0
         self.last_eval: dict | None = None
+        self.transfers: dict = {}  # phase -> {"calls", h2d_calls, h2d_bytes, d2h_calls, d2h_bytes, syncs}
+        self._pending: list = []   # (loss, grad norm) device scalars of the steps not read yet
+        self._consecutive = 0      # non-finite steps in a row (with skip_nonfinite)
         if ckpt is not None:
             self._apply_checkpoint(*ckpt)
             if self.step >= cfg.steps:
@@ -219,18 +228,24 @@ class Trainer:
 
     # -- checkpoint state ------------------------------------------------------------------
     def state(self) -> tuple:
-        """(tensors, meta) for save_checkpoint: host arrays + JSON-able metadata."""
-        be = self.backend
-        tensors = {f"model.{n}": be.to_host(a) for n, a in self.model.state_dict().items()}
-        tensors.update({f"optim.{k}": be.to_host(a) for k, a in self.optimizer.state_arrays().items()})
+        """(tensors, meta) for save_checkpoint: host arrays + JSON-able metadata.
+
+        The optimizer keeps every parameter, and each state slot, in one flat
+        array: a checkpoint is one read per flat array, split on the host."""
+        be, opt = self.backend, self.optimizer
+        flat = opt.flat
+        index = {id(p): i for i, p in enumerate(flat.params)}
+        weights = flat.split_host(be.to_host(flat.data))
+        tensors = {f"model.{n}": weights[index[id(p)]] for n, p in self.model.named_parameters()}
+        for k, a in opt.state.items():
+            tensors.update({f"optim.{i}.{k}": h for i, h in enumerate(flat.split_host(be.to_host(a)))})
         from .. import __version__
 
         meta = {
             "model": self.model_name, "config": self.model.config.to_dict(),
             "tokenizer": self.tokenizer.to_dict(), "step": self.step,
             "train": {**self.config.to_dict(), "resume": False, "overwrite": False}, "data": self.data_info,
-            "rng": {"batch": self.rng.get_state(),
-                    "dropout": [d.rng.get_state() if d.rng is not None else None for d in self.dropouts]},
+            "rng": {"batch": self.rng.get_state(), "device": "philox4x32-10, counter = step"},
             "optim": {"kind": self.config.optimizer, "step_count": self.optimizer.step_count},
             "log": self.evals, "losses": self.losses, "skipped": self.skipped,
             "device": self.backend.name, "tinyllm": __version__,
@@ -246,14 +261,9 @@ class Trainer:
                                  f"{self.config.optimizer!r}")
             self.optimizer.load_state_arrays(opt, meta["optim"]["step_count"])
             self.rng.set_state(meta["rng"]["batch"])
-            states = meta["rng"]["dropout"]
-            if len(states) != len(self.dropouts):
-                raise ValueError(f"{len(states)} dropout RNG states for {len(self.dropouts)} dropout layers")
-            for d, st in zip(self.dropouts, states):
-                if st is not None:
-                    if d.rng is None:
-                        d.rng = self.backend.rng(0)
-                    d.rng.set_state(st)
+            if any(st is not None for st in meta["rng"].get("dropout") or []):
+                self._warn("this checkpoint is from a tinyllm that drew dropout masks on the host; resuming, "
+                           "but the masks now come from the on-device generator: not an exact continuation")
             self.step = int(meta["step"])
             self.losses = list(meta.get("losses", []))
             self.evals = list(meta.get("log", []))
@@ -307,24 +317,25 @@ class Trainer:
 
     # -- evaluation ---------------------------------------------------------------------------
     def evaluate(self, iters: int | None = None, batch_size: int | None = None) -> dict:
-        """Mean loss over `iters` batches of each split (the same batches every call)."""
+        """Mean loss over `iters` batches of each split (the same batches every call); the losses are
+        summed on the device and read once."""
         iters = iters or self.config.eval_iters
         B = batch_size or self.config.batch_size
+        be = self.backend
+        xp = be.xp
         was = self.model.training
         self.model.eval()
-        out = {}
         try:
-            with no_grad():
-                for k, (split, batches) in enumerate((("train", self.train_batches), ("val", self.val_batches))):
-                    rng = self.backend.rng(10_000 + k)
-                    total = 0.0
-                    for _ in range(iters):
-                        x, y = batches.batch(B, rng)
-                        total += self.model(x, y)[1].item()
-                    out[split] = total / iters
+            with no_grad(), be.activate():
+                sums = []
+                for k, batches in enumerate((self.train_batches, self.val_batches)):
+                    rng = be.rng(10_000 + k)
+                    losses = [self.model(*batches.batch(B, rng))[1].data for _ in range(iters)]
+                    sums.append(xp.sum(xp.astype(xp.stack(losses), xp.float64)))
+                train, val = be.to_host(xp.stack(sums)).tolist()
         finally:
             self.model.train(was)
-        return out
+        return {"train": train / iters, "val": val / iters}
 
     # -- training ---------------------------------------------------------------------------------
     def fit(self, until: int | None = None) -> "Trainer":
@@ -356,7 +367,9 @@ class Trainer:
                 raise OutOfMemory(msg) from None
             finally:
                 self._close_bar()
-            self._log_record({"event": "end", "step": self.step, "skipped": self.skipped})
+            self._log_record({"event": "end", "step": self.step, "skipped": self.skipped, "transfers": self.transfers})
+            if cfg.transfer_stats:
+                self._print_transfers()
             self._plot()
             if self.step >= cfg.steps and cfg.samples and self.verbose:
                 self._print_samples()
@@ -374,61 +387,99 @@ class Trainer:
             self._bar.close()
         self._bar = None
 
+    @contextlib.contextmanager
+    def _counting(self, phase: str):
+        """Add what crossed between host and device inside the block to transfers[phase]."""
+        before = self.backend.stats.copy()
+        try:
+            yield
+        finally:
+            tot = self.transfers.setdefault(phase, {"calls": 0, **TransferStats().as_dict()})
+            tot["calls"] += 1
+            for k, v in (self.backend.stats - before).as_dict().items():
+                tot[k] += v
+
     def _loop(self, end: int, guard) -> None:
         cfg, model, opt = self.config, self.model, self.optimizer
-        params = model.parameters()
+        be = self.backend
+        xp = be.xp
         tokens_per_step = cfg.batch_size * self.block_size
         clip = cfg.grad_clip if cfg.grad_clip > 0 else None
         self._open_bar(end)
         if self.step == 0 and not self.evals:
             self._eval_and_log(0.0, 0)
         model.train()
-        consecutive = 0
-        busy, n = 0.0, 0  # time in training steps since the last log line
+        mark, n = time.perf_counter(), 0  # steps since the last log line, timed from `mark`
         while self.step < end:
-            t0 = time.perf_counter()
-            opt.lr = lr = self.schedule(self.step)
-            x, y = self.train_batches.batch(cfg.batch_size, self.rng)
-            opt.zero_grad()
-            _, loss = model(x, y)
-            loss.backward()
-            loss_v = loss.item()
-            norm = clip_grad_norm(params, clip)
-            try:
-                check_finite(self.step + 1, loss_v, norm)
-                opt.step()
-                consecutive = 0
-                self.losses.append(loss_v)
-            except NonFiniteError as e:
-                if not cfg.skip_nonfinite:
-                    raise
+            with self._counting("step"), be.activate():
+                opt.lr = lr = self.schedule(self.step)
+                for d in self.dropouts:  # the masks of step N depend on N alone: exact resume
+                    if d.stream is not None:
+                        d.stream.counter = self.step
+                x, y = self.train_batches.batch(cfg.batch_size, self.rng)
                 opt.zero_grad()
-                self.skipped += 1
-                consecutive += 1
-                self.losses.append(None)
-                self._warn(f"{e} -- update skipped ({self.skipped} so far)")
-                if consecutive >= MAX_CONSECUTIVE_SKIPS:
-                    raise NonFiniteError(f"{consecutive} steps in a row were non-finite (last: step {self.step + 1}); "
-                                         f"the weights themselves have diverged. Lower --lr and start again") from None
+                _, loss = model(x, y)
+                loss.backward()
+                norm = opt.clip_grad_norm(clip)
+                if cfg.skip_nonfinite:  # decided on the device: no read
+                    opt.step(only_if=xp.isfinite(loss.data) & xp.isfinite(norm))
+                else:
+                    opt.step()
+                self._pending.append((loss.data, norm))
             self.step += 1
-            self.backend.synchronize()
-            busy += time.perf_counter() - t0
             n += 1
             if self._bar is not None:
                 self._bar.update(1)
-                self._bar.set_postfix(loss=f"{loss_v:.3f}", refresh=False)
-            if self.step % cfg.eval_interval == 0 or self.step == end:
+            evaluating = self.step % cfg.eval_interval == 0 or self.step == end
+            if evaluating or guard.requested or self.step % cfg.log_interval == 0:
+                with self._counting("log"):
+                    self._read_pending()  # NonFiniteError before anything is saved
+            if evaluating:
+                busy = max(time.perf_counter() - mark, 1e-9)  # the read above waited for the device
                 self._eval_and_log(busy / n, tokens_per_step * n / busy, lr)
-                busy, n = 0.0, 0
-                self.save()
+                with self._counting("checkpoint"):
+                    self.save()
+                mark, n = time.perf_counter(), 0
             if guard.requested:
-                self.save()
+                with self._counting("checkpoint"):
+                    self.save()
                 self._plot()
                 raise TrainingInterrupted(f"interrupted at step {self.step}/{cfg.steps}; checkpoint saved in "
                                           f"{self.out}/; continue with: tinyllm train --resume --out {self.out}")
 
+    def _read_pending(self) -> None:
+        """One read for the loss and gradient norm of every step since the last read: record the
+        losses, and stop (or count skips) where they were not finite."""
+        if not self._pending:
+            return
+        be, cfg = self.backend, self.config
+        with be.activate():
+            vals = be.to_host(be.xp.stack([a for pair in self._pending for a in pair])).tolist()
+        first = self.step - len(self._pending) + 1
+        self._pending = []
+        for k in range(len(vals) // 2):
+            step, loss_v, norm_v = first + k, vals[2 * k], vals[2 * k + 1]
+            try:
+                check_finite(step, loss_v, norm_v)
+            except NonFiniteError as e:
+                if not cfg.skip_nonfinite:
+                    raise
+                self.skipped += 1
+                self._consecutive += 1
+                self.losses.append(None)
+                self._warn(f"{e} -- update skipped ({self.skipped} so far)")
+                if self._consecutive >= MAX_CONSECUTIVE_SKIPS:
+                    raise NonFiniteError(f"{self._consecutive} steps in a row were non-finite (last: step {step}); "
+                                         f"the weights themselves have diverged. Lower --lr and start again") from None
+                continue
+            self._consecutive = 0
+            self.losses.append(loss_v)
+        if self._bar is not None and self.losses and self.losses[-1] is not None:
+            self._bar.set_postfix(loss=f"{self.losses[-1]:.3f}", refresh=False)
+
     def _eval_and_log(self, sec_per_step: float, tok_per_s: float, lr: float | None = None) -> None:
-        ev = self.evaluate()
+        with self._counting("eval"):
+            ev = self.evaluate()
         lr = self.schedule(self.step) if lr is None else lr
         rec = {"step": self.step, "train": ev["train"], "val": ev["val"], "lr": lr,
                "ms_per_step": round(sec_per_step * 1000, 2), "tok_per_s": round(tok_per_s),
@@ -442,6 +493,15 @@ class Trainer:
         if self.skipped:
             line += f" | skipped {self.skipped}"
         self._print(line)
+
+    def _print_transfers(self) -> None:
+        """What crossed between host and device this run, per phase and per call of it."""
+        self._print(f"host <-> device on {self.backend.name} (per call of each phase):")
+        for phase, t in self.transfers.items():
+            n = t["calls"]
+            self._print(f"  {phase:<10} x{n:<6} host->device {t['h2d_calls'] / n:g} copies, {t['h2d_bytes'] / n:,.0f} B | "
+                        f"device->host {t['d2h_calls'] / n:g} reads, {t['d2h_bytes'] / n:,.0f} B | "
+                        f"syncs {t['syncs'] / n:g}")
 
     def _plot(self) -> None:
         path = plot_losses(self.out, [x if x is not None else float("nan") for x in self.losses], self.evals,
