@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 
 def device(spec: "str | Backend" = "auto", fallback: bool = True) -> Backend:
-    """The compute device: "auto", "cpu", "cuda", "cuda:N" or "strict".
+    """The compute device: "auto", "cpu", "cuda", "cuda:N", "strict" or "strict:N".
 
     "auto" takes a usable GPU and otherwise the CPU, silently; an explicit
     "cuda" that cannot be used falls back to the CPU with one warning line

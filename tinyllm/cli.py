@@ -128,7 +128,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-iters", type=int, default=S, metavar="N",
                    help=f"batches per split in an evaluation (default {D.eval_iters})")
     g.add_argument("--samples", type=int, default=S, metavar="N", help=f"samples printed at the end (default {D.samples})")
-    g.add_argument("--device", default=S, help="auto (default), cpu, cuda, cuda:N or strict; "
+    g.add_argument("--device", default=S, help="auto (default), cpu, cuda, cuda:N, strict or strict:N; "
                                                "an unusable GPU falls back to cpu with a warning")
     g.add_argument("--seed", type=int, default=S, help="seed for weights, batches and dropout (default 0)")
     g.add_argument("--out", default=S, metavar="DIR", help="output directory (default out)")
@@ -239,7 +239,7 @@ def _add_sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", default="", help="text to continue (line data: the start of a line)")
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
                    help="tokens to generate per sample (default: a whole line for line data, 200 for text)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or strict; any device "
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, strict or strict:N; any device "
                                                     "loads any checkpoint")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
 
@@ -317,7 +317,7 @@ def make_parser() -> argparse.ArgumentParser:
                        description="For each op: the analytic gradient (backward) at its worst element next to "
                                    "the numerical one (central differences in float64), and the error.",
                        formatter_class=fmt)
-    g.add_argument("--device", default="cpu", help="cpu (default), strict, cuda or cuda:N")
+    g.add_argument("--device", default="cpu", help="cpu (default), strict, strict:N, cuda or cuda:N")
     g.add_argument("--op", action="append", metavar="NAME", help="only this op (repeatable)")
     g.set_defaults(func=cmd_gradcheck)
     return p

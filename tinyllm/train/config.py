@@ -64,7 +64,7 @@ class TrainConfig:
     transfer_stats: bool = False   # print what crossed between host and device, per phase, at the end
     eval_iters: int = 20           # batches per split in an evaluation
     samples: int = 5               # samples printed at the end (0 = none)
-    device: str = "auto"           # "auto", "cpu", "cuda", "cuda:N" or "strict"
+    device: str = "auto"           # "auto", "cpu", "cuda", "cuda:N", "strict" or "strict:N"
     seed: int = 0                  # weights, batches and dropout
     out: str = "out"               # output directory: checkpoint, log.jsonl, loss.png
     resume: bool = False           # continue from the checkpoint in `out`
