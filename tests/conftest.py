@@ -7,8 +7,8 @@ strict:1 keeps its arrays on array-api-strict's "device1": arrays of two devices
 refuse to mix and NumPy refuses to read them, as with a GPU. Every test that
 takes the `backend` fixture runs there: the gradient-check table, the engine,
 nn/models, optimizers, sampling, training and exact resume, device moves and
-the transfer budget. Cheap by construction (tiny models); the suite's extra
-time for it is about a third of the strict share.
+the transfer budget, the on-device generator. Cheap by construction (tiny
+models): 164 tests, 45 s of a 38-minute full run on a loaded 2-core machine (2%).
 """
 import os
 
