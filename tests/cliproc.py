@@ -16,14 +16,14 @@ TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "8"
 LIMIT = 3 << 30  # bytes of address space a child may take
 
 
-def _limit():  # in the child, before exec
-    resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
-
-
-def start(*args, cwd=None, **kw) -> subprocess.Popen:
+def start(*args, cwd=None, limit: int = LIMIT, **kw) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"}
+
+    def in_child():  # before exec
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
     return subprocess.Popen([sys.executable, "-m", "tinyllm", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=_limit, **kw)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=in_child, **kw)
 
 
 def run(*args, timeout=120, **kw):

@@ -47,6 +47,15 @@ def test_a_file_too_large_for_the_memory_names_its_size_and_the_memory(tmp_path)
     assert "is 64.0 GiB" in line and "of memory" in line and "available" in line
 
 
+def test_a_line_file_too_large_for_the_memory_is_refused_up_front(tmp_path):
+    names = open(os.path.join(ROOT, "tinyllm", "data", "names.txt"), encoding="utf-8").read()
+    p = tmp_path / "many-names.txt"
+    p.write_text(names * 120)  # 27 MB of short lines: one example a line needs far more than 1 GiB
+    line = one_line(*run("train", *TINY, "--data", str(p), "--out", str(tmp_path / "run"), limit=1 << 30,
+                         timeout=120))
+    assert "read one example a line takes about" in line and "--no-lines" in line
+
+
 # -- 14.13: what a path really is ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("flag", ["--data", "--config"])

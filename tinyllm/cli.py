@@ -30,7 +30,7 @@ from .models.hf_gpt2 import HFFormatError
 from .sample import SamplingError
 from .train.checkpoint import CheckpointError, OutputDirError
 from .train.config import ConfigError, TrainConfig
-from .train.guards import Interrupted, NonFiniteError
+from .train.guards import Interrupted, NonFiniteError, point_at_devnull
 from .train.lock import LockError
 from .train.trainer import OutOfMemory
 
@@ -55,7 +55,7 @@ def run_guarded(fn, *args) -> int:
         print("interrupted: stopped at once; the last saved checkpoint (if any) is intact", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `tinyllm sample | head`: the reader has all it wanted
-        _drop_stdout()
+        point_at_devnull(sys.stdout)
         return EXIT_OK
     except Exception as e:
         for classes, code in EXIT_CODES:
@@ -63,16 +63,6 @@ def run_guarded(fn, *args) -> int:
                 print(f"error: {e}", file=sys.stderr)
                 return code
         raise
-
-
-def _drop_stdout() -> None:
-    """Point a closed stdout at /dev/null: the interpreter's last flush then does not fail again."""
-    try:
-        fd = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(fd, sys.stdout.fileno())
-        os.close(fd)
-    except (OSError, ValueError):
-        pass
 
 
 # -- tinyllm train ----------------------------------------------------------------------------------

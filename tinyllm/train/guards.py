@@ -11,6 +11,7 @@ MemoryError) into one line with the size asked and the fix.
 from __future__ import annotations
 
 import math
+import os
 import re
 import signal
 import sys
@@ -51,6 +52,17 @@ def check_finite(step: int, loss: float, grad_norm: float | None = None, skippin
 
 def is_finite(*values) -> bool:
     return all(_bad(v) is None for v in values if v is not None)
+
+
+def point_at_devnull(stream) -> None:
+    """Point a closed stdout/stderr (a pipe whose reader left, as `| head` does) at /dev/null, so
+    later writes and the interpreter's final flush do not fail again."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, stream.fileno())
+        os.close(fd)
+    except (OSError, ValueError):  # no file descriptor (a notebook): nothing to redirect
+        pass
 
 
 class Interrupted(KeyboardInterrupt):

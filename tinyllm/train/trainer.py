@@ -45,7 +45,8 @@ from .checkpoint import (CheckpointError, OutputDirError, check_meta, check_tens
                          committed_file, has_checkpoint, load_checkpoint, new_run_id, output_dir_error,
                          prepare_output_dir, run_files, save_checkpoint)
 from .config import SIZE_FIELDS, ConfigError, TrainConfig
-from .guards import InterruptGuard, Interrupted, NonFiniteError, check_finite, oom_message, signal_name
+from .guards import (InterruptGuard, Interrupted, NonFiniteError, check_finite, oom_message, point_at_devnull,
+                     signal_name)
 from .init_from import data_tokenizer, pretrained_model
 from .lock import RunLock
 from .plot import MISSING_NOTE, PLOT_NAME, plot_losses
@@ -329,16 +330,8 @@ class Trainer:
             self._stream_closed("stderr")
 
     def _stream_closed(self, name: str) -> None:
-        """Point a closed stdout/stderr at /dev/null, so that later writes and the interpreter's final
-        flush do not fail again."""
         self._closed.add(name)
-        stream = getattr(sys, name)
-        try:
-            fd = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(fd, stream.fileno())
-            os.close(fd)
-        except (OSError, ValueError):  # no file descriptor (a notebook): the writes are skipped anyway
-            pass
+        point_at_devnull(getattr(sys, name))
 
     def _start_new_log(self) -> None:
         try:
