@@ -116,8 +116,8 @@ def model_from_meta(meta: dict, device, out_dir: str | None = None):
         name, fields = meta["model"], dict(meta["config"])
         return build_checked(name, config_for(name, **fields), device)
     except (KeyError, TypeError, ValueError) as e:
-        where = f"in {out_dir!r}" if out_dir is not None else ""
-        raise CheckpointError(f"checkpoint{where and ' ' + where}: its model description is unusable ({e}); "
+        where = f" in {out_dir!r}" if out_dir is not None else ""
+        raise CheckpointError(f"checkpoint{where}: its model description is unusable ({e}); "
                               f"train a new one (tinyllm train --out DIR)") from None
 
 
@@ -125,13 +125,9 @@ def load_trained(out_dir: str, device="auto"):
     """(model, tokenizer, meta) from the checkpoint in out_dir, on any device
     (a checkpoint trained on a GPU loads on the CPU and the other way round)."""
     tensors, meta = load_checkpoint(out_dir)
-    check_meta(meta, out_dir, resume=False)
-    backend = get_backend(device)
-    try:
-        tokenizer = tokenizer_from_dict(meta.get("tokenizer"))
-    except ValueError as e:
-        raise CheckpointError(f"checkpoint in {out_dir!r} has an unusable tokenizer ({e}); train a new one") from None
-    model = model_from_meta(meta, backend, out_dir)
+    check_meta(meta, out_dir, resume=False)  # the tokenizer too, and that it fits the model
+    tokenizer = tokenizer_from_dict(meta["tokenizer"])
+    model = model_from_meta(meta, get_backend(device), out_dir)
     load_weights(model, tensors)
     model.eval()
     return model, tokenizer, meta
