@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-_DTYPES = ("float32", "float64", "int64", "int32", "uint64", "bool")
+# uint8/16/32: token streams; uint64: the counter-based RNG's words
+_DTYPES = ("float32", "float64", "int64", "int32", "uint8", "uint16", "uint32", "uint64", "bool")
 
 
 class RNG:
@@ -123,6 +124,9 @@ class Backend:
     def from_host(self, a, dtype=None):
         """A host object (NumPy array, list, scalar) -> a device array."""
         a = np.asarray(a)
+        if a.dtype.kind in "OUSV":  # None, strings, objects: not numbers (None would become nan)
+            raise TypeError(f"an array needs numbers, got {a.dtype} data ({str(a.flat[0])[:20]!r}...)"
+                            if a.size else f"an array needs numbers, got {a.dtype} data")
         if dtype is not None:
             a = a.astype(np.dtype(self.dtype_name(self.dtype(dtype))), copy=False)
         self.stats.h2d_calls += 1

@@ -57,7 +57,10 @@ def test_train_prints_device_progress_and_samples(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("device cpu (NumPy")
     assert out[1].startswith("step 0/6 | loss ")
-    assert out[-3] == "samples (temperature 1.0):" and len(out[-2:]) == 2
+    assert out[-4] == "samples (temperature 1.0):" and len(out[-3:-1]) == 2
+    # the closing line says where the run was saved and how to use it
+    assert out[-1] == (f"saved in {tmp_path}/ (step 6: checkpoint.json, log.jsonl, loss.png); "
+                       f"sample with: tinyllm sample --out {tmp_path}")
 
 
 def test_resume_takes_the_checkpoints_settings(tmp_path, capsys):
@@ -100,7 +103,7 @@ def _file(tmp_path, content):
     (lambda d: ["--data", _file(d, None)], "does not exist"),
     (lambda d: ["--data", _file(d, b"")], "is empty"),
     (lambda d: ["--data", _file(d, b"abcdefghij")], "too short for block_size 8"),  # 10 chars: val split 1 token
-    (lambda d: ["--data", _file(d, b"\xff\xfe not utf8 " * 10)], "not valid UTF-8"),
+    (lambda d: ["--data", _file(d, b"caf\xe9 not utf8 " * 10)], "not valid UTF-8"),  # Latin-1
     (lambda d: ["--steps", "0"], "steps (--steps) must be a positive integer, got 0"),
     (lambda d: ["--n-layer", "-1"], "n_layer"),
     (lambda d: ["--block-size", "0"], "block_size"),

@@ -9,25 +9,30 @@ EXIT_CODES / run_guarded below):
     2    bad input: settings, data file, prompt, device, checkpoint, output directory, a GPT-2
          directory or export destination, or a directory locked by another run (argparse's own
          usage errors are 2 as well)
-    3    training failed while running: the loss went nan/inf, or out of memory
+    3    training failed while running: the loss went nan/inf, or out of memory (also a model, or
+         a data file, too large for the memory)
     130  interrupted with Ctrl-C (after saving a checkpoint on the first one)
+    143  stopped by SIGTERM (`kill`, a job scheduler), after saving a checkpoint, like Ctrl-C
+
+A mistake in the flags is one line too: the error and a pointer to --help.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from backends import DeviceError, tune_malloc
 
-from .data import DataError, TokenizerError
+from .data import DATASETS, DataError, TokenizerError
 from .hf_dir import ExportError
 from .models.hf_gpt2 import HFFormatError
 from .sample import SamplingError
 from .train.checkpoint import CheckpointError, OutputDirError
 from .train.config import ConfigError, TrainConfig
-from .train.guards import NonFiniteError
+from .train.guards import Interrupted, NonFiniteError, point_at_devnull
 from .train.lock import LockError
-from .train.trainer import OutOfMemory, TrainingInterrupted
+from .train.trainer import OutOfMemory
 
 EXIT_OK, EXIT_GRADCHECK_FAILED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -43,13 +48,14 @@ def run_guarded(fn, *args) -> int:
     """Call fn(*args) -> exit code; known errors become one stderr line and their exit code."""
     try:
         return fn(*args) or EXIT_OK
-    except TrainingInterrupted as e:
+    except Interrupted as e:  # its message says what was saved
         print(str(e), file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return e.exit_code
     except KeyboardInterrupt:
-        print("stopped at once; the last saved checkpoint (if any) is intact", file=sys.stderr)
+        print("interrupted: stopped at once; the last saved checkpoint (if any) is intact", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `tinyllm sample | head`
+    except BrokenPipeError:  # `tinyllm sample | head`: the reader has all it wanted
+        point_at_devnull(sys.stdout)
         return EXIT_OK
     except Exception as e:
         for classes, code in EXIT_CODES:
@@ -62,6 +68,7 @@ def run_guarded(fn, *args) -> int:
 # -- tinyllm train ----------------------------------------------------------------------------------
 
 D = TrainConfig()  # defaults, for the help text
+OUT = "out"  # the CLI's output directory (the library's default is a fresh runs/... directory)
 
 TRAIN_EXAMPLES = """\
 examples:
@@ -74,7 +81,8 @@ examples:
   tinyllm train --init-from gpt2 --data my.txt --lr 3e-5 --block-size 256   # fine-tune a local GPT-2 directory
 
 The output directory gets checkpoint.json + a .safetensors file, log.jsonl and loss.png.
-Exit codes: 0 ok, 2 bad input (one line on stderr), 3 training diverged or ran out of memory, 130 Ctrl-C.
+Exit codes: 0 ok, 2 bad input (one line on stderr), 3 training diverged or ran out of memory, 130 Ctrl-C,
+143 SIGTERM (both save a checkpoint first).
 """
 
 
@@ -85,6 +93,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="'names' (embedded, default), 'arithmetic' (sums in words) or a UTF-8 text file")
     g.add_argument("--lines", action=argparse.BooleanOptionalAction, default=S,
                    help="treat a text file as one example per line like names (default: guess)")
+    g.add_argument("--raw-text", action="store_true", default=S,
+                   help="read a text file as it is: keep a byte-order mark and \\r\\n line ends "
+                        "(default: the mark is removed, line ends become \\n)")
     g.add_argument("--model", default=S, choices=["gpt", "mlp", "bigram"], help="model to train (default gpt)")
     g.add_argument("--n-layer", type=int, default=S, metavar="N", help="transformer blocks (gpt; default 4)")
     g.add_argument("--n-head", type=int, default=S, metavar="N", help="attention heads (gpt; default 4)")
@@ -131,7 +142,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=S, help="auto (default), cpu, cuda, cuda:N, strict or strict:N; "
                                                "an unusable GPU falls back to cpu with a warning")
     g.add_argument("--seed", type=int, default=S, help="seed for weights, batches and dropout (default 0)")
-    g.add_argument("--out", default=S, metavar="DIR", help="output directory (default out)")
+    g.add_argument("--out", default=S, metavar="DIR", help=f"output directory (default {OUT})")
     g.add_argument("--resume", action="store_true", default=S, help="continue from the checkpoint in --out")
     g.add_argument("--overwrite", action="store_true", default=S,
                    help="replace an earlier run in --out (without it, a new run there is refused)")
@@ -158,10 +169,15 @@ def build_train_config(args: argparse.Namespace) -> TrainConfig:
 
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "func")}
     settings = load_toml(args.config) if args.config else {}
-    out = flags.get("out", settings.get("out", D.out))
+    out = flags.get("out", settings.get("out", OUT))
     if flags.get("resume", settings.get("resume", False)):
         settings.update(_resume_settings(out))
+        data = settings.get("data")
+        if "data" not in flags and isinstance(data, str) and data not in DATASETS and not os.path.isfile(data):
+            raise DataError(f"the run in {out!r} was trained on data file {data!r}, which is not found from here "
+                            f"({os.path.abspath(data)}); pass --data with the file's path")
     settings.update(flags)
+    settings["out"] = out
     return TrainConfig.from_dict(settings).validate()
 
 
@@ -187,19 +203,31 @@ def _vocab_preview(tokenizer, limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
+def _no_checkpoint(out: str) -> CheckpointError:
+    from .train.checkpoint import has_checkpoint
+
+    if os.path.isfile(out):
+        run = os.path.dirname(out) or "."
+        if has_checkpoint(run):
+            return CheckpointError(f"--out takes a training run's directory, not a file in it: pass --out {run}")
+        return CheckpointError(f"{out!r} is a file, not a training run's directory; pass --out the directory "
+                               f"that tinyllm train --out DIR wrote")
+    return CheckpointError(f"no checkpoint in {out!r}; train one first (tinyllm train --out {out}) "
+                           f"or point --out at a training run's directory")
+
+
 def _load_run(out: str, device):
     """(model, tokenizer, meta) of the training run in out; CheckpointError when it has none."""
     from .train.checkpoint import has_checkpoint
     from .train.trainer import load_trained
 
     if not has_checkpoint(out):
-        raise CheckpointError(f"no checkpoint in {out!r}; train one first (tinyllm train --out {out}) "
-                              f"or point --out at a training run's directory")
+        raise _no_checkpoint(out)
     return load_trained(out, device)
 
 
 def cmd_sample(args) -> int:
-    from .sample import complete
+    from .sample import iter_complete
 
     if args.init_from is not None:
         from .hf_dir import load_pretrained
@@ -212,17 +240,22 @@ def cmd_sample(args) -> int:
             tok.encode(args.prompt)
         except TokenizerError as e:
             raise TokenizerError(f"--prompt has {e}; this model knows only {_vocab_preview(tok)}") from None
-    texts = complete(model, tok, args.prompt or "", args.num_samples, args.max_new_tokens, args.temperature,
-                     args.top_k, args.top_p, args.seed)
     lines = tok.bos_id is not None
-    for i, t in enumerate(texts):
-        if lines:
-            print(t)
-        else:
-            if i:
-                print("-" * 40)
-            print(t)
-    sys.stdout.flush()
+
+    def show(piece: str) -> None:  # text as it is generated
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    samples = iter_complete(model, tok, args.prompt or "", args.num_samples, args.max_new_tokens,
+                            args.temperature, args.top_k, args.top_p, args.seed, on_text=None if lines else show)
+    try:
+        for i, t in enumerate(samples):
+            print(t if lines else "", flush=True)  # text samples are already shown: end their line
+            if not lines and i + 1 < args.num_samples:
+                show("-" * 40 + "\n")
+    except KeyboardInterrupt:  # keep what is on the screen; end a half-written line
+        print(flush=True)
+        raise Interrupted("sampling interrupted (the samples so far are above)") from None
     return EXIT_OK
 
 
@@ -280,12 +313,22 @@ def cmd_gradcheck(args) -> int:
 
 # -- the parser -----------------------------------------------------------------------------------------
 
+class Parser(argparse.ArgumentParser):
+    """A mistake in the flags is one line, the error and where the options are (not the whole usage)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message}; see {self.prog} --help\n")
+
+
 def make_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     fmt = argparse.RawDescriptionHelpFormatter
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="tinyllm", formatter_class=fmt,
         description="Train and sample tiny language models on NumPy (CPU) or CuPy (CUDA).",
         epilog="run `tinyllm COMMAND --help` for a command's options")
+    p.add_argument("--version", action="version", version=f"tinyllm {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     t = sub.add_parser("train", help="train a model (default: a small GPT on the embedded names)",
                        description="Train a model and save checkpoints, a log and a loss plot in --out.",

@@ -11,6 +11,12 @@ are absolute (learned position table), so once the context fills block_size
 the last block_size tokens are re-run from position 0 (exactly what a full
 recompute would see). Models without a cache (MLP, bigram) recompute the last
 block_size tokens each step, which for them is already cheap.
+
+The samples of `complete` come from a generator, `iter_complete`, that decodes
+at most SAMPLE_BATCH lines side by side (memory stays bounded for any number
+of samples) and text samples one at a time, handing each new piece of text to
+a callback: `tinyllm sample` prints as it goes, so Ctrl-C keeps what was
+generated.
 """
 from __future__ import annotations
 
@@ -20,10 +26,22 @@ from .random import RandomStream
 from .tensor import no_grad
 
 SAMPLING_SITE = 0x5A3D1E  # the generator's call-site word for sampling noise (dropout sites are < 2**31 too)
+SAMPLE_BATCH = 64  # lines decoded side by side
 
 
 class SamplingError(ValueError):
     """Sampling settings that cannot work (negative temperature, top_p out of range, ...)."""
+
+
+def _stream(seed) -> RandomStream:
+    """seed: a RandomStream to draw from, an integer >= 0, or None (unpredictable)."""
+    if isinstance(seed, RandomStream):
+        return seed
+    if seed is None:
+        return RandomStream.fresh(SAMPLING_SITE)
+    if type(seed) is not int or seed < 0:
+        raise SamplingError(f"seed must be an integer >= 0, got {seed!r}")
+    return RandomStream(seed=seed, site=SAMPLING_SITE)
 
 
 def _check(max_new_tokens, temperature, top_k, top_p, num_samples) -> None:
@@ -127,11 +145,12 @@ class _Decoder:
 
 def generate_batch(model, prompt, max_new_tokens: int = 100, num_samples: int = 1, temperature: float = 1.0,
                    top_k: int | None = None, top_p: float | None = None, seed=0, stop_token: int | None = None,
-                   tokenizer=None) -> list:
+                   tokenizer=None, on_step=None) -> list:
     """num_samples continuations of one prompt, decoded side by side (one batch).
 
     Returns a list of num_samples lists of new token ids (the stop token, if
     reached, is not included). seed: an int, or a tinyllm.random.RandomStream to draw from.
+    on_step(ids), if given, gets the token drawn for each row at every step.
     """
     _check(max_new_tokens, temperature, top_k, top_p, num_samples)
     ids = _prompt_ids(prompt, tokenizer)
@@ -140,11 +159,7 @@ def generate_batch(model, prompt, max_new_tokens: int = 100, num_samples: int = 
     if bad:
         raise SamplingError(f"prompt token ids {bad[:5]} are outside the vocabulary (0..{V - 1})")
     backend = model.backend
-    if isinstance(seed, RandomStream):
-        stream = seed
-    else:
-        stream = RandomStream(seed=int(seed), site=SAMPLING_SITE) if seed is not None else \
-            RandomStream.fresh(SAMPLING_SITE)
+    stream = _stream(seed)
     out = [[] for _ in range(num_samples)]
     done = [False] * num_samples
     was_training = model.training
@@ -155,7 +170,10 @@ def generate_batch(model, prompt, max_new_tokens: int = 100, num_samples: int = 
             logits = dec.prefill() if max_new_tokens else None
             for step in range(max_new_tokens):
                 idx = _pick(backend, logits, float(temperature), top_k, top_p, stream)
-                for r, t in enumerate(backend.to_host(idx).tolist()):  # the one read per token
+                nxt = backend.to_host(idx).tolist()  # the one read per token
+                if on_step is not None:
+                    on_step(nxt)
+                for r, t in enumerate(nxt):
                     if done[r]:
                         continue
                     if stop_token is not None and t == stop_token:
@@ -192,39 +210,85 @@ def default_prompt(tokenizer) -> list:
     return [stoi["\n"]] if "\n" in stoi else [0]
 
 
+def iter_lines(model, tokenizer, num_samples: int = 10, max_new_tokens: int | None = None,
+               temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+               seed=0, prompt: str = ""):
+    """Whole lines from a line dataset model (names, arithmetic), yielded one by one: start after
+    <bos> (plus an optional prompt), stop at the next <bos>; strings, prompt included. At most
+    SAMPLE_BATCH lines are decoded side by side, drawing from one RNG."""
+    if getattr(tokenizer, "bos_id", None) is None:
+        raise SamplingError("sample_lines needs a tokenizer with a <bos> token (a line dataset)")
+    _check(0 if max_new_tokens is None else max_new_tokens, 1.0, None, None, num_samples)
+    ids = [tokenizer.bos_id] + (tokenizer.encode(prompt) if prompt else [])
+    n = max_new_tokens if max_new_tokens is not None else max(16, model.config.block_size)
+    rng = _stream(seed)
+    sep = " " if getattr(tokenizer, "kind", "char") == "word" and prompt else ""
+    for start in range(0, num_samples, SAMPLE_BATCH):
+        rows = generate_batch(model, ids, n, min(SAMPLE_BATCH, num_samples - start), temperature, top_k, top_p,
+                              rng, tokenizer.bos_id)
+        yield from (prompt + (sep if r else "") + tokenizer.decode(r) for r in rows)
+
+
 def sample_lines(model, tokenizer, num_samples: int = 10, max_new_tokens: int | None = None,
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                  seed=0, prompt: str = "") -> list:
-    """Whole lines from a line dataset model (names, arithmetic): start after <bos>
-    (plus an optional prompt), stop at the next <bos>. Returns strings (prompt included)."""
-    if getattr(tokenizer, "bos_id", None) is None:
-        raise SamplingError("sample_lines needs a tokenizer with a <bos> token (a line dataset)")
-    ids = [tokenizer.bos_id] + (tokenizer.encode(prompt) if prompt else [])
-    n = max_new_tokens if max_new_tokens is not None else max(16, model.config.block_size)
-    rows = generate_batch(model, ids, n, num_samples, temperature, top_k, top_p, seed, tokenizer.bos_id)
-    sep = " " if getattr(tokenizer, "kind", "char") == "word" and prompt else ""
-    return [prompt + (sep if r else "") + tokenizer.decode(r) for r in rows]
+    """The lines of iter_lines as a list."""
+    return list(iter_lines(model, tokenizer, num_samples, max_new_tokens, temperature, top_k, top_p, seed, prompt))
+
+
+def iter_text(model, tokenizer, prompt: str | None = None, num_samples: int = 1, max_new_tokens: int = 200,
+              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+              seed=0, on_text=None):
+    """Free text continuations (prompt included) for text datasets, decoded one sample at a time and
+    yielded as strings. on_text(piece), if given, gets each sample's text as it grows: the prompt,
+    then every new token's text (a caller can print as it goes)."""
+    _check(max_new_tokens, 1.0, None, None, num_samples)
+    ids = tokenizer.encode(prompt) if prompt else default_prompt(tokenizer)
+    rng = _stream(seed)
+    head = prompt or ""
+    for _ in range(num_samples):
+        row, shown = [], [""]
+        if on_text is not None:
+            on_text(head)
+
+        def step(nxt):
+            row.append(nxt[0])
+            if getattr(tokenizer, "kind", None) == "char":  # one character a token: no re-decoding
+                on_text(tokenizer.decode(nxt))
+                return
+            text = tokenizer.decode(row)
+            on_text(text[len(shown[0]):])
+            shown[0] = text
+
+        rows = generate_batch(model, ids, max_new_tokens, 1, temperature, top_k, top_p, rng, None,
+                              on_step=None if on_text is None else step)
+        yield head + tokenizer.decode(rows[0])
 
 
 def sample_text(model, tokenizer, prompt: str | None = None, num_samples: int = 1, max_new_tokens: int = 200,
                 temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                 seed=0) -> list:
-    """Free text continuations (prompt included), for text datasets; one string per sample."""
-    ids = tokenizer.encode(prompt) if prompt else default_prompt(tokenizer)
-    rows = generate_batch(model, ids, max_new_tokens, num_samples, temperature, top_k, top_p, seed, None)
-    head = prompt or ""
-    return [head + tokenizer.decode(r) for r in rows]
+    """The samples of iter_text as a list."""
+    return list(iter_text(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, top_k, top_p, seed))
+
+
+def iter_complete(model, tokenizer, prompt: str = "", num_samples: int = 1, max_new_tokens: int | None = None,
+                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, seed=0,
+                  on_text=None):
+    """Samples as strings, yielded one by one, whatever the data: whole lines (from <bos> to <bos>)
+    for line datasets such as names, a max_new_tokens continuation (default 200) for text, where
+    on_text gets the text as it is generated (see iter_text)."""
+    if getattr(tokenizer, "bos_id", None) is not None:
+        return iter_lines(model, tokenizer, num_samples, max_new_tokens, temperature, top_k, top_p, seed, prompt)
+    return iter_text(model, tokenizer, prompt or None, num_samples, 200 if max_new_tokens is None else max_new_tokens,
+                     temperature, top_k, top_p, seed, on_text)
 
 
 def complete(model, tokenizer, prompt: str = "", num_samples: int = 1, max_new_tokens: int | None = None,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, seed=0) -> list:
-    """Samples as strings, whatever the data: whole lines (from <bos> to <bos>) for line
-    datasets such as names, a max_new_tokens continuation (default 200) for text."""
-    if getattr(tokenizer, "bos_id", None) is not None:
-        return sample_lines(model, tokenizer, num_samples, max_new_tokens, temperature, top_k, top_p, seed, prompt)
-    return sample_text(model, tokenizer, prompt or None, num_samples, max_new_tokens or 200, temperature, top_k,
-                       top_p, seed)
+    """The samples of iter_complete as a list."""
+    return list(iter_complete(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, top_k, top_p, seed))
 
 
-__all__ = ["generate", "complete", "generate_batch", "sample_lines", "sample_text", "filter_probs", "default_prompt",
-           "SamplingError"]
+__all__ = ["generate", "complete", "iter_complete", "generate_batch", "sample_lines", "iter_lines", "sample_text",
+           "iter_text", "filter_probs", "default_prompt", "SamplingError", "SAMPLE_BATCH"]

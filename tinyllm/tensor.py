@@ -4,6 +4,11 @@ Each op makes an output Tensor with its parents and a `_backward(g)` closure
 that returns one gradient per parent (None where a parent needs none).
 `backward()` sorts the graph topologically (iteratively: deep chains are fine)
 and walks it in reverse, accumulating gradients.
+
+Dtypes are the same on every backend: Python floats (and float host arrays)
+become float32, Python ints int64; an op whose result is a float (exp, mean,
+division, int * 1.5, ...) promotes integer inputs to float32, the default
+float dtype. Only float tensors can require gradients.
 """
 from __future__ import annotations
 
@@ -46,10 +51,14 @@ def is_grad_enabled() -> bool:
 
 class Tensor:
     __slots__ = ("data", "grad", "requires_grad", "backend", "_parents", "_backward", "__weakref__")
+    # numpy_array + tensor: NumPy defers to Tensor.__radd__ instead of building an object array
+    __array_ufunc__ = None
 
     def __init__(self, data, device=None, dtype=None, requires_grad: bool = False):
         if isinstance(data, Tensor):
             data = data.data
+        if data is None:
+            raise TypeError("tensor() needs numbers (a number, a nested list or an array), got None")
         backend = get_backend(device) if device is not None else None
         owner = backend_of(data)
         if backend is None:
@@ -62,6 +71,9 @@ class Tensor:
             data = backend.from_host(data, dtype)
         elif dtype is not None:
             data = backend.xp.astype(data, backend.dtype(dtype))
+        if requires_grad and not (data.dtype == backend.xp.float32 or data.dtype == backend.xp.float64):
+            raise TypeError(f"only float tensors can require gradients, this one is "
+                            f"{backend.dtype_name(data.dtype)}; pass dtype='float32'")
         self.data = data
         self.backend = backend
         self.grad = None
@@ -116,6 +128,12 @@ class Tensor:
 
     def __len__(self) -> int:
         return self.data.shape[0]
+
+    def __bool__(self) -> bool:
+        if self.size != 1:
+            raise ValueError(f"the truth value of a tensor with {self.size} elements is ambiguous (as in NumPy); "
+                             f"reduce it first, e.g. bool(t.max().item())")
+        return bool(self.backend.to_host(self.data).reshape(-1)[0])
 
     def __repr__(self) -> str:
         g = ", requires_grad=True" if self.requires_grad else ""

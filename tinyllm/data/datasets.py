@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 
-from .tokenizers import CharTokenizer, WordTokenizer
+from ..memory import human_bytes, shortfall
+from .files import path_problem, read_regular_file
+from .tokenizers import CharTokenizer, WordTokenizer, compact_ids
 
 
 class DataError(ValueError):
@@ -22,8 +25,8 @@ class DataError(ValueError):
 class Dataset:
     name: str
     tokenizer: object
-    train: list          # token ids
-    val: list            # token ids
+    train: object        # token ids: an array.array of the smallest type holding the vocabulary
+    val: object          # token ids, the same
     lines: list | None = None       # for line datasets: all lines (to judge samples)
     val_lines: list | None = None   # held-out lines
     train_lines: list | None = None
@@ -35,26 +38,86 @@ def names_text() -> str:
     return resources.files("tinyllm.data").joinpath("names.txt").read_text(encoding="utf-8")
 
 
-def read_text_file(path: str) -> str:
-    """Read a UTF-8 file, turning every way it can fail into one clear DataError."""
-    if not os.path.exists(path):
-        raise DataError(f"data file {path!r} does not exist; check the path given to --data")
-    if os.path.isdir(path):
-        raise DataError(f"data path {path!r} is a directory; pass a UTF-8 text file")
+# Memory while a text file is loaded, per byte of it: the bytes read, the decoded text (1 byte a
+# character for ASCII/Latin-1, 2-4 otherwise), a normalised copy and the token ids (1-2 bytes).
+LOAD_BYTES_PER_BYTE = 4
+# read one example a line, a file takes far more: a Python string per line and an int per token while
+# the streams are built (26 bytes a byte measured on names.txt repeated to 16 MB)
+LINES_BYTES_PER_BYTE = 32
+_UTF16_BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16",
+               b"\xfe\xff": "UTF-16"}
+
+
+def _wide_encoding(raw: bytes) -> str | None:
+    """'UTF-16' / 'UTF-32' when raw looks like that (a byte-order mark, or ASCII text in 2-byte units:
+    NUL bytes at every other position), else None."""
+    for bom, name in _UTF16_BOMS.items():  # UTF-32 marks first: they start like UTF-16's
+        if raw.startswith(bom):
+            return name
+    head = raw[:4096]
+    even, odd = head[0::2], head[1::2]
+    if len(head) >= 8 and max(even.count(0) / len(even), odd.count(0) / max(1, len(odd))) > 0.4 \
+            and min(even.count(0), odd.count(0)) <= len(head) // 50:
+        return "UTF-16"
+    return None
+
+
+def clean_text(text: str) -> tuple:
+    """(text without a leading byte-order mark, with \\r\\n and \\r line ends made \\n; notes on
+    what was changed) -- a BOM or a \\r would otherwise become tokens of their own."""
+    notes = []
+    if text.startswith("\ufeff"):
+        text = text[1:]
+        notes.append("byte-order mark removed")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        notes.append("\\r\\n line ends read as \\n")
+    return text, notes
+
+
+def read_text_file(path: str, raw_text: bool = False, info: dict | None = None) -> str:
+    """Read a UTF-8 file, turning every way it can fail into one clear DataError.
+
+    Only regular files are read (a FIFO or /dev/zero is refused before it is
+    opened), and only when loading them fits in the available memory. Unless
+    raw_text, a byte-order mark is removed and line ends are normalised to \\n;
+    what was changed is added to info["cleaned"].
+    """
+    problem = path_problem(path)
+    shown = repr(path) if os.path.isabs(path) else f"{path!r} ({os.path.abspath(path)})"
+    if problem:
+        raise DataError(f"data file {shown} {problem}; give --data the path of a UTF-8 text file")
+    size = os.path.getsize(path)
+    short = shortfall(LOAD_BYTES_PER_BYTE * size)
+    if short:
+        raise DataError(f"data file {path!r} is {human_bytes(size)}; loading it for training takes {short}; "
+                        f"use a part of it (e.g. head -c 100M {path} > part.txt) or a machine with more memory")
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = read_regular_file(path)
+    except ValueError as e:
+        raise DataError(f"data file {path!r} {e}; give --data the path of a UTF-8 text file") from None
     except OSError as e:
         raise DataError(f"cannot read data file {path!r}: {e.strerror}; check its permissions") from None
     if not raw.strip():
         raise DataError(f"data file {path!r} is empty; give a file with some text in it")
+    wide = _wide_encoding(raw)
+    if wide:
+        raise DataError(f"data file {path!r} is {wide} text, not UTF-8; convert it: "
+                        f"iconv -f {wide} -t UTF-8 {path} > {os.path.splitext(path)[0]}-utf8.txt")
     if b"\x00" in raw:
         raise DataError(f"data file {path!r} looks binary (it contains NUL bytes); give a UTF-8 text file")
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataError(f"data file {path!r} is not valid UTF-8 (bad byte at offset {e.start}); "
                         f"convert it, e.g. iconv -t utf-8") from None
+    del raw
+    if raw_text:
+        return text
+    text, notes = clean_text(text)
+    if info is not None and notes:
+        info["cleaned"] = notes
+    return text
 
 
 def _split_lines(lines: list, seed: int, frac: float = 0.9):
@@ -84,7 +147,9 @@ def line_dataset(name: str, lines: list, seed: int = 0, word: bool = False, make
     else:
         text = "\n".join(lines)
         tok = WordTokenizer.from_text(text) if word else CharTokenizer.from_text(text, bos=True)
-    return Dataset(name, tok, _stream(tok, tr), _stream(tok, va), lines=lines, train_lines=tr, val_lines=va)
+    V = tok.vocab_size
+    return Dataset(name, tok, compact_ids(_stream(tok, tr), V), compact_ids(_stream(tok, va), V), lines=lines,
+                   train_lines=tr, val_lines=va)
 
 
 def text_dataset(name: str, text: str, make_tokenizer=None) -> Dataset:
@@ -95,11 +160,12 @@ def text_dataset(name: str, text: str, make_tokenizer=None) -> Dataset:
     if make_tokenizer is not None:
         n = int(0.9 * len(text))
         tok = make_tokenizer([text[:n]], False)
-        return Dataset(name, tok, tok.encode(text[:n]), tok.encode(text[n:]), info={"val_chars": len(text) - n})
+        V = tok.vocab_size
+        return Dataset(name, tok, compact_ids(tok.encode(text[:n]), V), compact_ids(tok.encode(text[n:]), V),
+                       info={"val_chars": len(text) - n})
     tok = CharTokenizer.from_text(text)
-    ids = tok.encode(text)
-    n = int(0.9 * len(ids))
-    return Dataset(name, tok, ids[:n], ids[n:])
+    n = int(0.9 * len(text))  # one token a character
+    return Dataset(name, tok, tok.encode_array(text, 0, n), tok.encode_array(text, n))
 
 
 def names_dataset(seed: int = 0, make_tokenizer=None) -> Dataset:
@@ -141,23 +207,44 @@ def arithmetic_dataset(seed: int = 0, make_tokenizer=None) -> Dataset:
 DATASETS = ("names", "arithmetic")
 
 
-def load_dataset(spec: str = "names", seed: int = 0, lines: bool | None = None, tokenizer=None) -> Dataset:
+# what str.splitlines splits at
+_LONG_LINE = re.compile("[^\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]{41,}")
+
+
+def _looks_like_lines(text: str) -> bool:
+    """Short lines (at most 40 characters, at least 50 of them with text) -> one example a line.
+    The long-line search runs first: it needs no list of lines (a big text has millions)."""
+    if _LONG_LINE.search(text):
+        return False
+    return sum(1 for l in text.splitlines() if l.strip()) >= 50
+
+
+def load_dataset(spec: str = "names", seed: int = 0, lines: bool | None = None, tokenizer=None,
+                 raw_text: bool = False) -> Dataset:
     """"names", "arithmetic", or a path to a UTF-8 text file.
 
     A file is treated line by line (like names) when lines=True, as one long
     text when lines=False, and by guess when None: short lines -> lines.
     tokenizer: None (characters; words for arithmetic) or a maker
     (training texts, lines: bool) -> tokenizer, e.g. a byte-level BPE.
+    raw_text keeps a file's byte-order mark and \\r\\n line ends (see read_text_file).
     """
     if spec == "names":
         return names_dataset(seed, tokenizer)
     if spec == "arithmetic":
         return arithmetic_dataset(seed, tokenizer)
-    text = read_text_file(spec)
+    info: dict = {}
+    text = read_text_file(spec, raw_text, info)
     if lines is None:
-        ls = [l for l in text.splitlines() if l.strip()]
-        lines = bool(ls) and max(len(l) for l in ls) <= 40 and len(ls) >= 50
+        lines = _looks_like_lines(text)
+    short = shortfall(LINES_BYTES_PER_BYTE * len(text)) if lines else None
+    if short:
+        raise DataError(f"data file {spec!r} read one example a line takes {short}; pass --no-lines to read it "
+                        f"as one text (a few bytes a character), or use a part of it")
     name = os.path.basename(spec)
     if lines:
-        return line_dataset(name, text.splitlines(), seed, make_tokenizer=tokenizer)
-    return text_dataset(name, text, tokenizer)
+        ds = line_dataset(name, text.splitlines(), seed, make_tokenizer=tokenizer)
+    else:
+        ds = text_dataset(name, text, tokenizer)
+    ds.info.update(info)
+    return ds

@@ -1,11 +1,40 @@
-"""Character and word tokenizers; both serialise to JSON and round-trip exactly."""
+"""Character and word tokenizers; both serialise to JSON and round-trip exactly.
+
+Token streams of datasets are kept as `array.array`s of the smallest unsigned
+integer type that holds the vocabulary (1 byte a token for up to 256 tokens,
+2 for up to 65,536), not as lists of Python ints (36 bytes a token).
+"""
 from __future__ import annotations
 
+import sys
+from array import array
+
 BOS = "<bos>"  # marks both the start and the end of a line in line datasets
+_CHUNK = 1 << 20  # characters encoded at a time by CharTokenizer.encode_array
 
 
 class TokenizerError(ValueError):
     """Text the tokenizer cannot encode, or a tokenizer file that does not parse."""
+
+
+def id_typecode(vocab_size: int) -> str:
+    """The array typecode of the smallest unsigned integer holding ids 0..vocab_size-1."""
+    for code in ("B", "H", "I", "L", "Q"):
+        if vocab_size <= 1 << (8 * array(code).itemsize):
+            return code
+    raise TokenizerError(f"a vocabulary of {vocab_size} tokens is too large")
+
+
+def compact_ids(ids, vocab_size: int) -> array:
+    """Token ids (any iterable of ints) as an array of the smallest type holding the vocabulary."""
+    return array(id_typecode(vocab_size), ids)
+
+
+class _Table(dict):
+    """str.translate table char -> chr(id); a character outside the vocabulary raises."""
+
+    def __missing__(self, code):
+        raise TokenizerError(f"characters not in the vocabulary: {chr(code)!r}")
 
 
 class CharTokenizer:
@@ -38,6 +67,24 @@ class CharTokenizer:
         except KeyError:
             bad = sorted({c for c in text if c not in self.stoi})
             raise TokenizerError(f"characters not in the vocabulary: {''.join(bad)!r}") from None
+
+    def encode_array(self, text: str, start: int = 0, stop: int | None = None) -> array:
+        """text[start:stop] as a compact id array, without a Python int per character: each chunk is
+        translated to the characters chr(id) and encoded in a codec whose code units are the ids."""
+        code = id_typecode(self.vocab_size)
+        size = array(code).itemsize
+        codec = {1: "latin-1", 2: "utf-16", 4: "utf-32"}.get(size)
+        out = array(code)
+        if codec is None:  # 8-byte ids: a vocabulary this large does not occur for characters
+            out.extend(self.encode(text[start:stop]))
+            return out
+        if size > 1:
+            codec += "-le" if sys.byteorder == "little" else "-be"
+        table = _Table({ord(c): chr(i) for i, c in enumerate(self.itos) if len(c) == 1})
+        stop = len(text) if stop is None else stop
+        for i in range(start, stop, _CHUNK):
+            out.frombytes(text[i:min(i + _CHUNK, stop)].translate(table).encode(codec, "surrogatepass"))
+        return out
 
     def decode(self, ids) -> str:
         return "".join(self.itos[i] for i in ids if not (self.bos and i == 0))

@@ -1,4 +1,5 @@
 """Models from the tutorials up to a GPT, built by name."""
+from ..fieldtypes import field_types, type_problem
 from .bigram import BigramConfig, BigramCounts, BigramLM
 from .gpt import GPT, GPTConfig
 from .mlp import CharMLP, MLPConfig
@@ -15,7 +16,24 @@ def config_for(name: str, **fields):
     extra = sorted(set(fields) - known)
     if extra:
         raise ValueError(f"model {name!r} has no setting {', '.join(extra)}; it takes {', '.join(sorted(known))}")
+    types = field_types(cls)
+    for k, v in fields.items():  # a string "no" for a bool would be truthy
+        problem = type_problem(types[k], v)
+        if problem:
+            raise ValueError(f"{k} {problem}")
     return cls(**fields)
+
+
+def parameter_count(name: str, c) -> int:
+    """The parameters model `name` with config c will have, from the config alone (to the nearest bias
+    and norm gain): checked against the memory before anything is allocated."""
+    if name == "gpt":
+        C = c.n_embd
+        head = 0 if c.tie_weights else C * c.vocab_size
+        return 12 * c.n_layer * C * C + 13 * c.n_layer * C + (c.vocab_size + c.block_size) * C + head + 2 * C
+    if name == "mlp":
+        return c.vocab_size * c.n_embd + (c.block_size * c.n_embd + 1) * c.n_hidden + (c.n_hidden + 1) * c.vocab_size
+    return c.vocab_size * c.vocab_size
 
 
 def build_model(name: str, config=None, device=None, seed: int = 0, **fields):
@@ -26,4 +44,4 @@ def build_model(name: str, config=None, device=None, seed: int = 0, **fields):
 
 
 __all__ = ["GPT", "GPTConfig", "CharMLP", "MLPConfig", "BigramLM", "BigramConfig", "BigramCounts",
-           "MODELS", "build_model", "config_for"]
+           "MODELS", "build_model", "config_for", "parameter_count"]

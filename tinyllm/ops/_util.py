@@ -1,18 +1,61 @@
-"""Helpers shared by the ops: lifting operands, undoing broadcasts."""
+"""Helpers shared by the ops: lifting operands, integer promotion, undoing broadcasts."""
 from __future__ import annotations
+
+import functools
 
 from backends import DeviceError, backend_of
 
 from ..tensor import Tensor
 
 
+def is_float(t: Tensor) -> bool:
+    xp = t.backend.xp
+    return t.dtype == xp.float32 or t.dtype == xp.float64
+
+
+def as_float(t: Tensor, like: Tensor | None = None) -> Tensor:
+    """t, or an integer/bool t promoted to like's float dtype (float32, the default, without like).
+    Integer tensors never require gradients, so the copy is a constant."""
+    if is_float(t):
+        return t
+    xp = t.backend.xp
+    return Tensor._make(xp.astype(t.data, xp.float32 if like is None else like.dtype), t.backend)
+
+
+def floating(fn):
+    """For an op whose result is a float: an integer tensor as first argument becomes float32 first,
+    the same on every backend (NumPy would give float64, array-api-strict would refuse)."""
+    @functools.wraps(fn)
+    def with_float_input(x, *args, **kwargs):
+        if isinstance(x, Tensor) and not is_float(x):
+            x = as_float(x)
+        return fn(x, *args, **kwargs)
+
+    return with_float_input
+
+
 def lift(x, like: Tensor) -> Tensor:
-    """A Tensor on like's backend from a Tensor or array (scalars stay scalars)."""
+    """A Tensor on like's backend from a Tensor or array (scalars stay scalars). Host data takes like's
+    dtype when like is a float tensor, else its own (so [1.5] next to an integer tensor stays 1.5)."""
     if isinstance(x, Tensor):
         return x
     if isinstance(x, (int, float)):
         return x
-    return Tensor._make(raw(x, like.backend, like.backend.dtype_name(like.dtype)), like.backend)
+    b = like.backend
+    _refuse_foreign(x, b)
+    if b.is_array(x) or not is_float(like):
+        return Tensor(x, device=b)
+    return Tensor._make(b.from_host(x, b.dtype_name(like.dtype)), b)
+
+
+def _refuse_foreign(x, backend) -> None:
+    """An array on another device is refused: moving it is explicit (Tensor.to)."""
+    if backend.is_array(x):
+        return
+    owner = backend_of(x)
+    if owner is not None and owner.kind != "cpu":  # NumPy arrays are host data
+        raise DeviceError(f"an array on {owner.name} was given to an op on {backend.name}; "
+                          f"move it first, e.g. tinyllm.tensor(array, device={backend.name!r})")
 
 
 def raw(x, backend, dtype: str):
@@ -22,10 +65,7 @@ def raw(x, backend, dtype: str):
         return x.data
     if backend.is_array(x):
         return x
-    owner = backend_of(x)
-    if owner is not None and owner.kind != "cpu":  # NumPy arrays are host data
-        raise DeviceError(f"an array on {owner.name} was given to an op on {backend.name}; "
-                          f"move it first, e.g. tinyllm.tensor(array, device={backend.name!r})")
+    _refuse_foreign(x, backend)
     return backend.from_host(x, dtype)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
+from ._util import floating
 from .kernels import kernel, reference
 from .registry import op
 
@@ -33,12 +34,14 @@ def log_softmax_kernel(xp, x, axis):
 
 
 @op
+@floating
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     out, backward = kernel(x.backend, "softmax")(x.xp, x.data, axis)
     return Tensor._make(out, x.backend, (x,), backward)
 
 
 @op
+@floating
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     out, backward = kernel(x.backend, "log_softmax")(x.xp, x.data, axis)
     return Tensor._make(out, x.backend, (x,), backward)

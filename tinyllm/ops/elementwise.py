@@ -4,15 +4,25 @@ from __future__ import annotations
 import math
 
 from ..tensor import Tensor
-from ._util import lift, unbroadcast
+from ._util import as_float, floating, is_float, lift, unbroadcast
 from .kernels import kernel, reference
 from .registry import op
 
 
-def _binary(a, b):
-    """Lift operands: at least one is a Tensor; a Python number stays a number."""
+def _binary(a, b, floats: bool = False):
+    """Lift operands: at least one is a Tensor; a Python number stays a number. When the result is a
+    float (a float operand, or floats=True for division), integer tensors are promoted to float."""
     like = a if isinstance(a, Tensor) else b
-    return lift(a, like), lift(b, like), like
+    a, b = lift(a, like), lift(b, like)
+    ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+    fa = is_float(a) if ta else isinstance(a, float)
+    fb = is_float(b) if tb else isinstance(b, float)
+    if (fa and fb) or not (floats or fa or fb):  # the common cases: nothing to promote
+        return a, b, like
+    ref = a if ta and fa else b if tb and fb else None
+    a = as_float(a, ref) if ta and not fa else a
+    b = as_float(b, ref) if tb and not fb else b
+    return a, b, a if ta else b
 
 
 @op
@@ -61,7 +71,7 @@ def mul(a, b) -> Tensor:
 
 @op
 def div(a, b) -> Tensor:
-    a, b, t = _binary(a, b)
+    a, b, t = _binary(a, b, floats=True)
     xp = t.xp
     if not isinstance(b, Tensor):
         return Tensor._make(a.data / b, t.backend, (a,), lambda g: (g / b,))
@@ -86,6 +96,7 @@ def neg(x: Tensor) -> Tensor:
 
 
 @op
+@floating
 def pow(x: Tensor, p: float) -> Tensor:
     """x ** p for a Python-number exponent p."""
     if isinstance(p, Tensor):
@@ -96,30 +107,35 @@ def pow(x: Tensor, p: float) -> Tensor:
 
 
 @op
+@floating
 def exp(x: Tensor) -> Tensor:
     out = x.xp.exp(x.data)
     return Tensor._make(out, x.backend, (x,), lambda g: (g * out,))
 
 
 @op
+@floating
 def log(x: Tensor) -> Tensor:
     d = x.data
     return Tensor._make(x.xp.log(d), x.backend, (x,), lambda g: (g / d,))
 
 
 @op
+@floating
 def sqrt(x: Tensor) -> Tensor:
     out = x.xp.sqrt(x.data)
     return Tensor._make(out, x.backend, (x,), lambda g: (g * 0.5 / out,))
 
 
 @op
+@floating
 def tanh(x: Tensor) -> Tensor:
     out = x.xp.tanh(x.data)
     return Tensor._make(out, x.backend, (x,), lambda g: (g * (1.0 - out * out),))
 
 
 @op
+@floating
 def sigmoid(x: Tensor) -> Tensor:
     xp = x.xp
     # 1 / (1 + exp(-x)) overflows exp for very negative x; the tanh form does not
@@ -128,6 +144,7 @@ def sigmoid(x: Tensor) -> Tensor:
 
 
 @op
+@floating
 def relu(x: Tensor) -> Tensor:
     xp = x.xp
     d = x.data
@@ -153,6 +170,7 @@ def gelu_kernel(xp, x):
 
 
 @op
+@floating
 def gelu(x: Tensor) -> Tensor:
     out, backward = kernel(x.backend, "gelu")(x.xp, x.data)
     return Tensor._make(out, x.backend, (x,), backward)

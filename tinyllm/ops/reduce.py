@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
-from ._util import expand_reduced, norm_axis
+from ._util import expand_reduced, floating, norm_axis
 from .registry import op
 
 
@@ -19,6 +19,7 @@ def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
 
 
 @op
+@floating
 def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     xp = x.xp
     shape = x.shape

@@ -37,6 +37,8 @@ import time
 
 from backends.io import SafetensorsFormatError, decode_safetensors, describe, encode_safetensors
 
+from ..data import TokenizerError, tokenizer_from_dict
+
 FORMAT = "tinyllm-checkpoint"
 VERSION = 1
 INDEX = "checkpoint.json"
@@ -126,6 +128,9 @@ def prepare_output_dir(out_dir: str) -> None:
     try:
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise OutputDirError(f"output path {out_dir!r} is a file, not a directory; point --out at a directory")
+        if os.path.islink(out_dir) and not os.path.exists(out_dir):
+            raise OutputDirError(f"output path {out_dir!r} is a symbolic link to {os.readlink(out_dir)!r}, which "
+                                 f"does not exist; create that directory, or point --out at another one")
         os.makedirs(out_dir, exist_ok=True)
         _write_file(probe, b"ok", 0.0)
     except OSError as e:
@@ -372,3 +377,54 @@ def check_tokenizer(meta: dict, tokenizer_dict: dict) -> None:
         raise CheckpointError(f"checkpoint was trained with {_tok_summary(saved)}, the data gives "
                               f"{_tok_summary(tokenizer_dict)}: resume with the same --data, or start a new "
                               f"run in another --out")
+
+
+def _count(v) -> bool:
+    return type(v) is int and v >= 0
+
+
+def _number_or_none(v) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+# entry -> (a check of its value, what it must be); "model" and "config" are checked by building the model
+_META_RULES = {
+    "model": (lambda v: isinstance(v, str), "a model name"),
+    "config": (lambda v: isinstance(v, dict), "an object of model settings"),
+    "tokenizer": (lambda v: isinstance(v, dict), "an object"),
+    "step": (_count, "an integer >= 0"),
+    "optim": (lambda v: isinstance(v, dict) and _count(v.get("step_count")) and isinstance(v.get("kind", ""), str),
+              "an object with an integer step_count >= 0"),
+    # "dropout": host RNG states, only in checkpoints of tinyllm before the on-device generator
+    "rng": (lambda v: isinstance(v, dict) and isinstance(v.get("batch"), dict)
+            and isinstance(v.get("dropout", []), list) and all(s is None or isinstance(s, dict) for s in v.get("dropout", [])),
+            "an object with a batch state (and, from older tinyllm, a list of dropout states)"),
+    "losses": (lambda v: isinstance(v, list) and all(_number_or_none(x) for x in v), "a list of numbers"),
+    "log": (lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v), "a list of objects"),
+    "skipped": (_count, "an integer >= 0"),
+    "train": (lambda v: isinstance(v, dict), "an object of training settings"),
+    "data": (lambda v: isinstance(v, dict), "an object"),
+}
+
+
+def check_meta(meta: dict, out_dir: str, resume: bool) -> None:
+    """Refuse checkpoint metadata that a hand edit or damage made unusable, as strictly as the tensors:
+    every entry present has its type and range; resume needs the entries of an exact continuation."""
+    needed = ("model", "config", "tokenizer") + (("step", "rng", "optim") if resume else ())
+    for key in needed:
+        if key not in meta:
+            raise CheckpointError(f"checkpoint in {out_dir!r} lacks {key!r}, so it cannot be "
+                                  f"{'resumed exactly' if resume else 'loaded'}; start a new run in another --out")
+    damaged = f"checkpoint in {out_dir!r} is damaged"
+    for key, (ok, what) in _META_RULES.items():
+        if key in meta and not ok(meta[key]):
+            shown = json.dumps(meta[key])
+            raise CheckpointError(f"{damaged}: its {key!r} entry must be {what}, got "
+                                  f"{shown[:60]}{'...' if len(shown) > 60 else ''} (was {INDEX} edited?); {_FIX}")
+    try:
+        vocab = tokenizer_from_dict(meta["tokenizer"]).vocab_size
+    except TokenizerError as e:
+        raise CheckpointError(f"{damaged}: its tokenizer is unusable ({e}); {_FIX}") from None
+    if vocab != meta["config"].get("vocab_size", vocab):
+        raise CheckpointError(f"{damaged}: its tokenizer has {vocab} tokens, its model {meta['config']['vocab_size']} "
+                              f"(was {INDEX} edited?); {_FIX}")

@@ -11,6 +11,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from ..data.bpe import MAX_VOCAB, MIN_VOCAB
+from ..data.files import path_problem, read_regular_file
+from ..fieldtypes import field_types, type_problem
 from ..models import MODELS, config_for
 from ..optim import SCHEDULES
 
@@ -27,6 +29,7 @@ MODEL_DEFAULTS = {
 }
 SIZE_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "bias")
 OPTIMIZERS = ("adamw", "adam", "sgd")
+MAX_TOML_BYTES = 1 << 20
 
 
 @dataclass
@@ -34,6 +37,7 @@ class TrainConfig:
     # what to train
     data: str = "names"            # "names", "arithmetic" or a path to a UTF-8 text file
     lines: bool | None = None      # a file as lines (like names) or one long text; None = guess
+    raw_text: bool = False         # keep a file's byte-order mark and \r\n line ends (else removed / made \n)
     model: str = "gpt"             # "gpt", "mlp" or "bigram"
     n_layer: int | None = None     # transformer blocks (gpt)
     n_head: int | None = None      # attention heads (gpt)
@@ -66,7 +70,8 @@ class TrainConfig:
     samples: int = 5               # samples printed at the end (0 = none)
     device: str = "auto"           # "auto", "cpu", "cuda", "cuda:N", "strict" or "strict:N"
     seed: int = 0                  # weights, batches and dropout
-    out: str = "out"               # output directory: checkpoint, log.jsonl, loss.png
+    out: str | None = None         # output directory: checkpoint, log.jsonl, loss.png; None: a fresh
+                                   # runs/<date>-<time>-<run id> (the CLI's default is "out")
     resume: bool = False           # continue from the checkpoint in `out`
     overwrite: bool = False        # replace an earlier run in `out` (else a fresh run there is refused)
 
@@ -137,6 +142,9 @@ class TrainConfig:
             rng = f"{'>' if lo_open else '>='} {lo}" + (f" and < {hi}" if hi != math.inf else "")
             need(ok, f"{name} (--{name.replace('_', '-')}) must be a number {rng}, got {v!r}")
 
+        for name, annotation in field_types(type(self)).items():
+            problem = type_problem(annotation, getattr(self, name))
+            need(problem is None, f"{name} (--{name.replace('_', '-')}) {problem}")
         need(isinstance(self.data, str) and self.data.strip() != "",
              f"data (--data) must be 'names', 'arithmetic' or a path to a text file, got {self.data!r}")
         need(self.model in MODELS, f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
@@ -164,14 +172,12 @@ class TrainConfig:
         need(self.min_lr is None or self.min_lr <= self.peak_lr,
              f"min_lr (--min-lr {self.min_lr}) is above the peak lr ({self.peak_lr}); lower --min-lr")
         need(isinstance(self.model_args, dict), "model_args must be a dict of model config fields")
-        need(isinstance(self.out, str) and self.out.strip() != "", "out (--out) must be a directory path")
+        need(self.out is None or self.out.strip() != "", "out (--out) must be a directory path")
         need(not (self.resume is True and self.overwrite is True),
              "--resume continues the run in --out and --overwrite replaces it; pass only one")
-        need(not (os.path.exists(self.out) and not os.path.isdir(self.out)),
+        need(not (self.resume and self.out is None), "resume needs out: the directory of the run to continue")
+        need(self.out is None or not (os.path.exists(self.out) and not os.path.isdir(self.out)),
              f"output path {self.out!r} is a file, not a directory; point --out at a directory")
-        need(isinstance(self.device, str), f"device must be a string such as 'cpu' or 'cuda', got {self.device!r}")
-        if self.lines is not None:
-            need(isinstance(self.lines, bool), f"lines must be true, false or unset, got {self.lines!r}")
         self._validate_tokenizer(need)
         return self
 
@@ -207,22 +213,41 @@ def load_toml(path: str) -> dict:
         import tomllib
     except ImportError:  # Python 3.10
         raise ConfigError("reading --config needs Python 3.11+ (tomllib); pass the settings as flags") from None
-    if not os.path.isfile(path):
-        raise ConfigError(f"config file {path!r} does not exist; check the path given to --config")
+    problem = path_problem(path)
+    if problem:
+        raise ConfigError(f"config file {path!r} {problem}; check the path given to --config")
     try:
-        with open(path, "rb") as f:
-            d = tomllib.load(f)
+        d = tomllib.loads(read_regular_file(path, MAX_TOML_BYTES).decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {path!r} is not valid TOML ({e}); fix the line it names") from None
+    except ValueError as e:  # not a regular file after all, or too large
+        raise ConfigError(f"config file {path!r} {e}; check the path given to --config") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path!r}: {e.strerror}; check its permissions") from None
     out = {k.replace("-", "_"): v for k, v in d.items()}
     if isinstance(out.get("model"), dict):  # [model] table: name = "gpt", plus config fields
         table = dict(out.pop("model"))
         if "name" in table:
             out["model"] = table.pop("name")
         out["model_args"] = {**out.get("model_args", {}), **{k.replace("-", "_"): v for k, v in table.items()}}
-    known = {f.name for f in fields(TrainConfig)}
-    extra = sorted(set(out) - known)
+    known = field_types(TrainConfig)
+    extra = sorted(set(out) - set(known))
     if extra:
         raise ConfigError(f"config file {path!r} has unknown setting(s) {', '.join(extra)}; "
                           f"known settings are {', '.join(sorted(known))}")
+    for key, v in out.items():
+        if key != "model_args":
+            _check_toml_value(path, key, v, known[key], f"like --{key.replace('_', '-')}")
+    model = out.get("model", "gpt")
+    if model in MODELS:  # the [model] table's fields, against the model config's types
+        types = field_types(MODELS[model][1])
+        for key, v in out.get("model_args", {}).items():
+            if key in types:
+                _check_toml_value(path, f"[model] {key}", v, types[key], f"a {model} setting")
     return out
+
+
+def _check_toml_value(path: str, key: str, v, annotation, what: str) -> None:
+    problem = type_problem(annotation, v, none=False)
+    if problem:
+        raise ConfigError(f"config file {path!r}: {key} {problem} ({what}); fix that line")

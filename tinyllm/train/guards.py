@@ -1,21 +1,26 @@
 """Guards for a training loop: non-finite values, Ctrl-C, out of memory.
 
 check_finite(step, loss, grad_norm) raises NonFiniteError naming the step and
-the value. InterruptGuard turns the first SIGINT into a request (the loop
-finishes its step, saves and exits 130) and the second into an immediate
-KeyboardInterrupt. oom_message(exc) turns an out-of-memory exception (CuPy's
+the value. InterruptGuard turns the first SIGINT or SIGTERM (what `kill` and
+job schedulers send) into a request (the loop finishes its step, saves and
+exits 128 + the signal: 130 or 143) and the second into an immediate
+Interrupted. oom_message(exc) turns an out-of-memory exception (CuPy's
 OutOfMemoryError, found by name so tinyllm/ never imports cupy; or a host
 MemoryError) into one line with the size asked and the fix.
 """
 from __future__ import annotations
 
 import math
+import os
 import re
 import signal
 import sys
 import threading
 
+from ..memory import human_bytes
+
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class NonFiniteError(ValueError):
@@ -34,62 +39,89 @@ def _bad(x) -> str | None:
     return None
 
 
-def check_finite(step: int, loss: float, grad_norm: float | None = None) -> None:
-    """Raise NonFiniteError if loss or grad_norm is nan/inf (grad_norm None: not checked)."""
+def check_finite(step: int, loss: float, grad_norm: float | None = None, skipping: bool = False) -> None:
+    """Raise NonFiniteError if loss or grad_norm is nan/inf (grad_norm None: not checked).
+    skipping: --skip-nonfinite is on (the message then does not suggest it)."""
     for what, v in (("loss", loss), ("gradient norm", grad_norm)):
         b = _bad(v) if v is not None else None
         if b:
+            fix = "" if skipping else ", or pass --skip-nonfinite to skip such steps"
             raise NonFiniteError(f"step {step}: the {what} is {b}; training diverged. Lower the learning rate "
-                                 f"(e.g. --lr), keep --grad-clip on, or pass --skip-nonfinite to skip such steps")
+                                 f"(e.g. --lr), keep --grad-clip on{fix}")
 
 
 def is_finite(*values) -> bool:
     return all(_bad(v) is None for v in values if v is not None)
 
 
-class InterruptGuard:
-    """with InterruptGuard() as g: ... if g.requested: save, print, exit 130.
+def point_at_devnull(stream) -> None:
+    """Point a closed stdout/stderr (a pipe whose reader left, as `| head` does) at /dev/null, so
+    later writes and the interpreter's final flush do not fail again."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, stream.fileno())
+        os.close(fd)
+    except (OSError, ValueError):  # no file descriptor (a notebook): nothing to redirect
+        pass
 
-    First SIGINT: sets .requested and prints one line. Second SIGINT: raises
-    KeyboardInterrupt at once. The previous handler is restored on exit.
-    Outside the main thread (where Python cannot install handlers) it is a
-    no-op whose .requested stays False.
+
+class Interrupted(KeyboardInterrupt):
+    """A stop asked by a signal; exit_code is what a shell reports for it (128 + the signal number)."""
+
+    def __init__(self, message: str = "", signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + int(self.signum)
+
+
+def signal_name(signum: int) -> str:
+    return {signal.SIGINT: "interrupt (Ctrl-C)", signal.SIGTERM: "SIGTERM"}.get(signum, f"signal {signum}")
+
+
+class InterruptGuard:
+    """with InterruptGuard() as g: ... if g.requested: save, print, exit g.exit_code.
+
+    First SIGINT or SIGTERM: sets .requested (and .signum) and prints one line.
+    A second one raises Interrupted at once. The previous handlers are restored
+    on exit. Outside the main thread (where Python cannot install handlers) it
+    is a no-op whose .requested stays False.
     """
 
-    def __init__(self, message: str = "interrupt: finishing this step and saving a checkpoint "
-                                      "(press Ctrl-C again to stop at once)"):
+    def __init__(self, message: str = "{what}: finishing this step and saving a checkpoint "
+                                      "(send it again to stop at once)"):
         self.message = message
         self.requested = False
-        self.count = 0
-        self._old = None
-        self._installed = False
+        self.signum = signal.SIGINT
+        self._old: dict = {}
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + int(self.signum)
 
     def _handler(self, signum, frame):
-        self.count += 1
         if self.requested:
-            raise KeyboardInterrupt("second interrupt: stopping at once")
-        self.requested = True
-        print(self.message, file=sys.stderr, flush=True)
+            raise Interrupted(f"second {signal_name(signum)}: stopped at once; the last saved checkpoint is intact",
+                              signum)
+        self.requested, self.signum = True, signum
+        try:
+            print(self.message.format(what=signal_name(signum)), file=sys.stderr, flush=True)
+        except (OSError, ValueError):  # stderr closed: the request stands
+            pass
 
     def __enter__(self) -> "InterruptGuard":
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handler)
-            self._installed = True
+            for s in SIGNALS:
+                self._old[s] = signal.getsignal(s)
+                signal.signal(s, self._handler)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._old if self._old is not None else signal.default_int_handler)
-            self._installed = False
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} bytes"
+        for s, old in self._old.items():
+            signal.signal(s, old if old is not None else signal.SIG_DFL)
+        self._old = {}
 
 
 _CUPY_OOM = re.compile(r"Out of memory allocating ([\d,]+) bytes(?: \(allocated so far: ([\d,]+) bytes\))?")

@@ -6,8 +6,16 @@
     print(t.generate(num_samples=5))
 
 Everything that can be wrong with the inputs (settings, device, data file,
-checkpoint to resume) is checked in __init__, before the output directory is
-touched; fit() then creates it, takes the run lock and trains.
+checkpoint to resume, a model too large for the memory) is checked in
+__init__, before the output directory is touched; fit() then creates it,
+takes the run lock and trains.
+
+Output goes to config.out; left as None (the library's default) a run gets a
+fresh directory runs/<date>-<time>-<run id>, so a library run never writes
+into ./out, where the CLI's runs live. A SIGINT or SIGTERM finishes the
+step, saves and raises TrainingInterrupted (the CLI exits 130 / 143). When
+stdout is closed (`tinyllm train | head`), training goes on and its lines
+are dropped: log.jsonl still gets every record.
 
 Resuming is exact: the checkpoint holds the weights, the optimizer moments and
 step count, the batch RNG state and the step (the schedule position, and the
@@ -25,6 +33,7 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
 
@@ -36,11 +45,14 @@ from ..nn import Dropout
 from ..optim import SGD, Adam, AdamW, decay_groups, make_schedule
 from ..sample import complete
 from ..tensor import no_grad
-from .checkpoint import (CheckpointError, OutputDirError, check_tensors, check_tokenizer, committed_file,
-                         has_checkpoint, load_checkpoint, new_run_id, output_dir_error, prepare_output_dir,
-                         run_files, save_checkpoint)
+from ..memory import shortfall
+from ..models import parameter_count
+from .checkpoint import (CheckpointError, OutputDirError, check_meta, check_tensors, check_tokenizer,
+                         committed_file, has_checkpoint, load_checkpoint, new_run_id, output_dir_error,
+                         prepare_output_dir, run_files, save_checkpoint)
 from .config import SIZE_FIELDS, ConfigError, TrainConfig
-from .guards import InterruptGuard, NonFiniteError, check_finite, oom_message
+from .guards import (InterruptGuard, Interrupted, NonFiniteError, check_finite, oom_message, point_at_devnull,
+                     signal_name)
 from .init_from import data_tokenizer, pretrained_model
 from .lock import RunLock
 from .plot import MISSING_NOTE, PLOT_NAME, plot_losses
@@ -48,14 +60,17 @@ from .plot import MISSING_NOTE, PLOT_NAME, plot_losses
 LOG_NAME = "log.jsonl"
 MAX_CONSECUTIVE_SKIPS = 20  # with --skip-nonfinite: give up when the weights themselves went bad
 BACKEND_WORDS = {"cpu": "NumPy", "strict": "array-api-strict", "cuda": "CuPy"}
+RUNS_DIR = "runs"  # where a library run without config.out gets its fresh directory
+# bytes of memory per parameter in training: weights, gradients and two AdamW moments, float32
+TRAIN_BYTES_PER_PARAM = 16
 
 
 class OutOfMemory(MemoryError):
     """The device (or host) ran out of memory; the message names the size and a fix."""
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C: the step was finished and a checkpoint saved; the CLI exits 130."""
+class TrainingInterrupted(Interrupted):
+    """Ctrl-C or SIGTERM: the step was finished and a checkpoint saved; the CLI exits 130 / 143."""
 
 
 def describe_backend(backend) -> str:
@@ -65,11 +80,31 @@ def describe_backend(backend) -> str:
 
 
 def _fingerprint(ds) -> str:
+    """A hash of the token streams (their bytes: no text copy of a large dataset)."""
     h = hashlib.sha256()
     for split in (ds.train, ds.val):
-        h.update(",".join(map(str, split)).encode())
+        h.update(memoryview(split).cast("B"))
         h.update(b"|")
     return h.hexdigest()[:16]
+
+
+def build_checked(name: str, mcfg, backend, seed: int = 0):
+    """build_model, but a model too large for the memory is refused before any allocation
+    (OutOfMemory names the parameters and the memory), and an allocation failing while it is built
+    becomes OutOfMemory too."""
+    n = parameter_count(name, mcfg)
+    short = shortfall(TRAIN_BYTES_PER_PARAM * n) if backend.kind != "cuda" else None
+    if short:
+        raise OutOfMemory(f"the model would have {n:,} parameters; training it takes {short} "
+                          f"({TRAIN_BYTES_PER_PARAM} bytes a parameter: weights, gradients, optimizer state); "
+                          f"use a smaller model (--n-layer, --n-embd)")
+    try:
+        return build_model(name, mcfg, device=backend, seed=seed)
+    except Exception as e:
+        msg = oom_message(e)
+        if msg is None:
+            raise
+        raise OutOfMemory(f"building the model ({n:,} parameters): {msg}") from None
 
 
 def make_optimizer(cfg: TrainConfig, model):
@@ -81,13 +116,14 @@ def make_optimizer(cfg: TrainConfig, model):
     return SGD(groups, lr=cfg.peak_lr, momentum=cfg.beta1, weight_decay=cfg.weight_decay)
 
 
-def model_from_meta(meta: dict, device):
+def model_from_meta(meta: dict, device, out_dir: str | None = None):
     """The (untrained) model a checkpoint's meta describes, on `device`."""
     try:
         name, fields = meta["model"], dict(meta["config"])
-        return build_model(name, config_for(name, **fields), device=device)
+        return build_checked(name, config_for(name, **fields), device)
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint's model description is unusable ({e}); "
+        where = f" in {out_dir!r}" if out_dir is not None else ""
+        raise CheckpointError(f"checkpoint{where}: its model description is unusable ({e}); "
                               f"train a new one (tinyllm train --out DIR)") from None
 
 
@@ -95,12 +131,9 @@ def load_trained(out_dir: str, device="auto"):
     """(model, tokenizer, meta) from the checkpoint in out_dir, on any device
     (a checkpoint trained on a GPU loads on the CPU and the other way round)."""
     tensors, meta = load_checkpoint(out_dir)
-    backend = get_backend(device)
-    model = model_from_meta(meta, backend)
-    try:
-        tokenizer = tokenizer_from_dict(meta.get("tokenizer"))
-    except ValueError as e:
-        raise CheckpointError(f"checkpoint in {out_dir!r} has an unusable tokenizer ({e}); train a new one") from None
+    check_meta(meta, out_dir, resume=False)  # the tokenizer too, and that it fits the model
+    tokenizer = tokenizer_from_dict(meta["tokenizer"])
+    model = model_from_meta(meta, get_backend(device), out_dir)
     load_weights(model, tensors)
     model.eval()
     return model, tokenizer, meta
@@ -126,21 +159,28 @@ class Trainer:
                 cfg = cfg.replace(**overrides)
             except TypeError as e:
                 raise ConfigError(f"unknown training setting: {e}") from None
-        self.config = cfg = cfg.validate()
+        cfg = cfg.validate()
+        self.run_id, self._replaces = new_run_id(), None  # the id every file this run writes carries
+        if cfg.out is None:  # the library's default: a fresh directory, never ./out
+            cfg = cfg.replace(out=os.path.join(RUNS_DIR, f"{time.strftime('%Y%m%d-%H%M%S')}-{self.run_id}"))
+        self.config = cfg
         self.verbose = verbose
         self._bar = None
+        self._closed = set()  # "stdout" / "stderr" once a write to it failed (a closed pipe)
         self.out = cfg.out
         self.backend = get_backend(cfg.device)  # DeviceError, or cpu with one warning line
         # the split never depends on --seed; the tokenizer is the data's own, a BPE trained on it, or --init-from's
-        self.dataset = ds = load_dataset(cfg.data, seed=0, lines=cfg.lines, tokenizer=data_tokenizer(cfg))
+        self.dataset = ds = load_dataset(cfg.data, seed=0, lines=cfg.lines, tokenizer=data_tokenizer(cfg),
+                                         raw_text=cfg.raw_text)
+        if cfg.data not in DATASETS:  # stored resolved: --resume works from any directory
+            self.config = cfg = cfg.replace(data=os.path.abspath(cfg.data))
         self.tokenizer = ds.tokenizer
         self.data_info = {"spec": cfg.data, "lines": cfg.lines, "name": ds.name, "train_tokens": len(ds.train),
-                          "val_tokens": len(ds.val), "fingerprint": _fingerprint(ds)}
-        self.run_id, self._replaces = new_run_id(), None  # the id every file this run writes carries
+                          "val_tokens": len(ds.val), "fingerprint": _fingerprint(ds), **ds.info}
         ckpt = self._read_resume() if cfg.resume else None
         if ckpt is not None:
             self.model_name = ckpt[1]["model"]
-            self.model = model_from_meta(ckpt[1], self.backend)
+            self.model = model_from_meta(ckpt[1], self.backend, cfg.out)
             self._check_resume_sizes(ckpt[1])
         else:
             self.model_name = cfg.model
@@ -148,7 +188,7 @@ class Trainer:
                 self.model = pretrained_model(cfg, self.backend)
             else:
                 mcfg = cfg.model_config(self.tokenizer.vocab_size)
-                self.model = build_model(cfg.model, mcfg, device=self.backend, seed=cfg.seed)
+                self.model = build_checked(cfg.model, mcfg, self.backend, seed=cfg.seed)
         self.block_size = self.model.config.block_size
         self._check_lengths(self.block_size)
         if ckpt is None:
@@ -203,10 +243,7 @@ class Trainer:
             raise CheckpointError(f"cannot resume: output directory {cfg.out!r} does not exist; "
                                   f"check --out, or train without --resume to start a new run")
         tensors, meta = load_checkpoint(cfg.out)  # CheckpointError for missing / damaged
-        for key in ("model", "config", "tokenizer", "step", "rng", "optim"):
-            if key not in meta:
-                raise CheckpointError(f"checkpoint in {cfg.out!r} lacks {key!r}, so it cannot be resumed exactly; "
-                                      f"start a new run in another --out")
+        check_meta(meta, cfg.out, resume=True)  # every entry of a hand-edited checkpoint.json, by type and range
         check_tokenizer(meta, self.tokenizer.to_dict())  # resuming with other data
         if meta["model"] != cfg.model:
             raise CheckpointError(f"the checkpoint in {cfg.out!r} holds a {meta['model']!r} model, the settings ask "
@@ -278,15 +315,29 @@ class Trainer:
 
     # -- output -----------------------------------------------------------------------------
     def _print(self, line: str) -> None:
-        if not self.verbose:
+        if not self.verbose or "stdout" in self._closed:
             return
-        if getattr(self, "_bar", None) is not None:
-            self._bar.write(line, file=sys.stdout)
-        else:
-            print(line, flush=True)
+        try:
+            if getattr(self, "_bar", None) is not None:
+                self._bar.write(line, file=sys.stdout)
+            else:
+                print(line, flush=True)
+        except BrokenPipeError:  # `tinyllm train | head -3`: go on training, drop the lines
+            self._stream_closed("stdout")
+            self._warn("stdout was closed (e.g. by `| head`); training goes on without printing, "
+                       f"every record still goes to {os.path.join(self.out, LOG_NAME)}")
 
     def _warn(self, line: str) -> None:
-        print(f"warning: {line}", file=sys.stderr, flush=True)
+        if "stderr" in self._closed:
+            return
+        try:
+            print(f"warning: {line}", file=sys.stderr, flush=True)
+        except BrokenPipeError:
+            self._stream_closed("stderr")
+
+    def _stream_closed(self, name: str) -> None:
+        self._closed.add(name)
+        point_at_devnull(getattr(sys, name))
 
     def _start_new_log(self) -> None:
         try:
@@ -311,8 +362,9 @@ class Trainer:
         else:
             arch = "bigram"
         ds = self.dataset
+        cleaned = f" ({', '.join(ds.info['cleaned'])})" if ds.info.get("cleaned") else ""
         return (f"device {describe_backend(self.backend)} | {arch}: {m.num_parameters() / 1e6:.2f}M parameters | "
-                f"data {ds.name}: {len(ds.train):,} train / {len(ds.val):,} val tokens, vocab "
+                f"data {ds.name}{cleaned}: {len(ds.train):,} train / {len(ds.val):,} val tokens, vocab "
                 f"{self.tokenizer.vocab_size} | out {self.out}/")
 
     # -- evaluation ---------------------------------------------------------------------------
@@ -370,10 +422,17 @@ class Trainer:
             self._log_record({"event": "end", "step": self.step, "skipped": self.skipped, "transfers": self.transfers})
             if cfg.transfer_stats:
                 self._print_transfers()
-            self._plot()
-            if self.step >= cfg.steps and cfg.samples and self.verbose:
+            plotted = self._plot()
+            if self.step >= cfg.steps and cfg.samples and self.verbose and "stdout" not in self._closed:
                 self._print_samples()
+        self._print(self._saved_line(plotted))
         return self
+
+    def _saved_line(self, plotted: bool) -> str:
+        files = ", ".join(["checkpoint.json", LOG_NAME] + ([PLOT_NAME] if plotted else []))
+        return (f"saved in {self.out}/ (step {self.step}: {files}); sample with: tinyllm sample --out {self.out}"
+                + ("" if self.step >= self.config.steps else
+                   f"; continue with: tinyllm train --resume --out {self.out}"))
 
     def _open_bar(self, end: int):
         self._bar = None
@@ -444,8 +503,10 @@ class Trainer:
                 with self._counting("checkpoint"):
                     self.save()
                 self._plot()
-                raise TrainingInterrupted(f"interrupted at step {self.step}/{cfg.steps}; checkpoint saved in "
-                                          f"{self.out}/; continue with: tinyllm train --resume --out {self.out}")
+                what = "interrupted" if guard.signum == signal.SIGINT else f"stopped by {signal_name(guard.signum)}"
+                raise TrainingInterrupted(f"{what} at step {self.step}/{cfg.steps}; checkpoint saved in "
+                                          f"{self.out}/; continue with: tinyllm train --resume --out {self.out}",
+                                          guard.signum)
 
     def _read_pending(self) -> None:
         """One read for the loss and gradient norm of every step since the last read: record the
@@ -460,7 +521,7 @@ class Trainer:
         for k in range(len(vals) // 2):
             step, loss_v, norm_v = first + k, vals[2 * k], vals[2 * k + 1]
             try:
-                check_finite(step, loss_v, norm_v)
+                check_finite(step, loss_v, norm_v, skipping=cfg.skip_nonfinite)
             except NonFiniteError as e:
                 if not cfg.skip_nonfinite:
                     raise
@@ -503,11 +564,12 @@ class Trainer:
                         f"device->host {t['d2h_calls'] / n:g} reads, {t['d2h_bytes'] / n:,.0f} B | "
                         f"syncs {t['syncs'] / n:g}")
 
-    def _plot(self) -> None:
+    def _plot(self) -> bool:
         path = plot_losses(self.out, [x if x is not None else float("nan") for x in self.losses], self.evals,
                            title=self.describe().split(" | ")[1])
         if path is None:
             self._print(MISSING_NOTE.format(path=os.path.join(self.out, PLOT_NAME)))
+        return path is not None
 
     def _print_samples(self) -> None:
         text_data = self.tokenizer.bos_id is None
