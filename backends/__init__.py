@@ -1,7 +1,8 @@
 """Floor 1: the only package that imports numpy, cupy or array_api_strict."""
 from .base import RNG, Backend, TransferStats
+from .errors import TinyLLMError
 from .fast_cpu import tune_malloc
 from .select import DeviceError, available_backends, backend_of, cuda_problem, get_backend
 
 __all__ = ["Backend", "RNG", "TransferStats", "DeviceError", "get_backend", "backend_of", "available_backends",
-           "cuda_problem", "tune_malloc"]
+           "cuda_problem", "tune_malloc", "TinyLLMError"]

@@ -13,14 +13,11 @@ import numpy as np
 from safetensors import SafetensorError, deserialize
 from safetensors.numpy import load as _st_load
 from safetensors.numpy import save as _st_save
+from .errors import SafetensorsFormatError
 
 # NumPy dtype -> safetensors dtype code, for the dtypes checkpoints hold
 _CODES = {"float64": "F64", "float32": "F32", "float16": "F16", "int64": "I64", "int32": "I32",
           "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
-
-
-class SafetensorsFormatError(ValueError):
-    """Bytes that are not a well-formed safetensors file; the message says why."""
 
 
 def is_host_array(a) -> bool:

@@ -6,16 +6,13 @@ import re
 import sys
 
 from .base import Backend
+from .errors import DeviceError
 
 VALID_FORMS = ('"auto", "cpu", "cuda", "cuda:N" (N = GPU index), "strict" or "strict:N" '
                '(N = 1, 2: array-api-strict\'s other devices)')
 STRICT_DEVICES = 3  # strict (= strict:0), strict:1, strict:2: array-api-strict's CPU_DEVICE, device1, device2
 
 _instances: dict[str, Backend] = {}
-
-
-class DeviceError(ValueError):
-    """A device string that is malformed or names a device that is not usable."""
 
 
 def _parse(spec: str) -> tuple[str, int]:

@@ -2,7 +2,8 @@
 padded batches of lines, and the claim check that sets the exit code.
 
 A script is `main(argv) -> int` wrapped in @script: 0 when its claim holds,
-1 when it does not, 2 (one line, no traceback) for bad input.
+1 when it does not; an error a user can act on is one line (no traceback) and
+its exit code (2 for bad input, tinyllm/errors.py).
 """
 from __future__ import annotations
 
@@ -12,16 +13,9 @@ import sys
 import time
 
 import tinyllm
-from tinyllm import DeviceError
-from tinyllm.data import DataError
-from tinyllm.data.tokenizers import TokenizerError
-from tinyllm.sample import SamplingError
+from tinyllm.errors import TinyLLMError, UsageError  # noqa: F401  (UsageError: the scripts raise it)
 
 IGNORE = -1  # target id that cross_entropy(ignore_index=IGNORE) leaves out of the loss
-
-
-class UsageError(ValueError):
-    """Bad user input found after parsing (e.g. an option out of range)."""
 
 
 def make_parser(description: str, seed: int = 0) -> argparse.ArgumentParser:
@@ -41,14 +35,14 @@ def get_device(name: str):
 
 
 def script(main):
-    """Turn user-input errors raised inside main(argv) into one line and exit code 2."""
+    """An error a user can act on, raised inside main(argv), becomes its one line and its exit code."""
     @functools.wraps(main)
     def wrapped(argv=None) -> int:
         try:
             return main(argv)
-        except (UsageError, DeviceError, DataError, TokenizerError, SamplingError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        except TinyLLMError as e:
+            print(e.line(), file=sys.stderr)
+            return e.exit_code
     return wrapped
 
 

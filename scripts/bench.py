@@ -42,6 +42,8 @@ import statistics
 import subprocess
 import sys
 
+from tinyllm.errors import TinyLLMError, UsageError
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 MARK = "@@BENCH "  # a worker's result line on stdout
 
@@ -56,10 +58,6 @@ SWEEP_EMBD = (64, 128, 256, 512)             # at block 64
 SWEEP_BLOCK = (32, 64, 128, 256, 512, 1024)  # at n_embd 128
 SWEEPS = ("sweep", "sweep-width", "sweep-context")
 GATE_RTOL = 1e-4
-
-
-class UsageError(ValueError):
-    pass
 
 
 # ----------------------------------------------------------------------------- parent
@@ -142,7 +140,7 @@ def run_worker(kind: str, spec: dict, threads: int) -> dict:
     proc = subprocess.run(cmd, env=thread_env(threads), capture_output=True, text=True)
     if proc.returncode == 2:  # the worker found bad input (e.g. --device cuda without a GPU)
         last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "bad input"
-        raise UsageError(last.removeprefix("bench: "))
+        raise UsageError(last.removeprefix("error: "))
     for line in proc.stdout.splitlines():
         if line.startswith(MARK):
             return json.loads(line[len(MARK):])
@@ -157,9 +155,9 @@ def main(argv=None) -> int:
         pts = configs(a)
         with busy_core(a.busy_core):
             return run_all(a, pts)
-    except UsageError as e:
-        print(f"bench: {e}", file=sys.stderr)
-        return 2
+    except TinyLLMError as e:
+        print(e.line(), file=sys.stderr)
+        return e.exit_code
 
 
 @contextlib.contextmanager
@@ -343,13 +341,11 @@ def emit(obj) -> int:
 
 
 def worker(kind: str, spec: dict) -> int:
-    import tinyllm
-
     try:
         return _worker(kind, spec)
-    except tinyllm.DeviceError as e:
-        print(f"bench: {e}", file=sys.stderr)
-        return 2
+    except TinyLLMError as e:
+        print(e.line(), file=sys.stderr)
+        return e.exit_code
 
 
 def _worker(kind: str, spec: dict) -> int:

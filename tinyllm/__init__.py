@@ -3,6 +3,7 @@ against the Python Array API standard and runs on NumPy, CuPy and array-api-stri
 from backends import Backend, DeviceError, available_backends, get_backend
 
 from . import ops
+from .errors import TinyLLMError
 from .gradcheck import GradcheckResult, gradcheck
 from .ops import *  # noqa: F401,F403  (the differentiable ops: add, matmul, attention, ...)
 from .tensor import Tensor, default_backend, is_grad_enabled, no_grad, set_default_device, tensor

@@ -1,8 +1,8 @@
 """The command line: `tinyllm train`, `sample`, `export`, `gradcheck` (also `python -m tinyllm`).
 
 Bad input never shows a traceback: every error the library raises for it is
-one line on stderr naming the problem and the fix. Exit codes (all mapped in
-EXIT_CODES / run_guarded below):
+one line on stderr naming the problem and the fix. Exit codes (each error carries its
+own: tinyllm/errors.py; run_guarded below prints it):
 
     0    success
     1    `tinyllm gradcheck` found an op whose gradient is wrong
@@ -22,34 +22,21 @@ import argparse
 import os
 import sys
 
-from backends import DeviceError, tune_malloc
+from backends import tune_malloc
 
-from .data import DATASETS, DataError, TokenizerError
-from .hf_dir import ExportError
-from .models.hf_gpt2 import HFFormatError
-from .sample import SamplingError
-from .train.checkpoint import CheckpointError, OutputDirError
-from .train.config import ConfigError, TrainConfig
-from .train.guards import Interrupted, NonFiniteError, point_at_devnull
-from .train.lock import LockError
-from .train.trainer import OutOfMemory
-
-EXIT_OK, EXIT_GRADCHECK_FAILED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
-# The one place where errors become exit codes. Order matters: NonFiniteError is a ValueError too.
-EXIT_CODES = (
-    ((NonFiniteError, OutOfMemory), EXIT_FAILED),
-    ((ConfigError, DataError, TokenizerError, SamplingError, CheckpointError, OutputDirError, LockError,
-      DeviceError, HFFormatError, ExportError), EXIT_BAD_INPUT),
-)
+from .data import DATASETS
+from .errors import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401
+                     CheckpointError, ConfigError, DataError, Interrupted, TinyLLMError, TokenizerError)
+from .train.config import TrainConfig
+from .train.guards import point_at_devnull
 
 
 def run_guarded(fn, *args) -> int:
-    """Call fn(*args) -> exit code; known errors become one stderr line and their exit code."""
+    """Call fn(*args) -> exit code; an error a user can act on becomes its one line on stderr and its exit code."""
     try:
         return fn(*args) or EXIT_OK
-    except Interrupted as e:  # its message says what was saved
-        print(str(e), file=sys.stderr)
+    except TinyLLMError as e:  # bad input 2, a failed run 3, a signal 128 + N (its message says what was saved)
+        print(e.line(), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted: stopped at once; the last saved checkpoint (if any) is intact", file=sys.stderr)
@@ -57,12 +44,6 @@ def run_guarded(fn, *args) -> int:
     except BrokenPipeError:  # `tinyllm sample | head`: the reader has all it wanted
         point_at_devnull(sys.stdout)
         return EXIT_OK
-    except Exception as e:
-        for classes, code in EXIT_CODES:
-            if isinstance(e, classes):
-                print(f"error: {e}", file=sys.stderr)
-                return code
-        raise
 
 
 # -- tinyllm train ----------------------------------------------------------------------------------
@@ -308,7 +289,7 @@ def cmd_gradcheck(args) -> int:
     print(f"gradient check on {backend.name}: analytic (backward) vs numerical (central differences, float64)")
     failed, (worst, where) = report(backend, cases, lambda line: print(line, flush=True))
     print(f"{len(cases) - len(failed)}/{len(cases)} cases ok; worst error {worst:.2e} ({where})")
-    return EXIT_OK if not failed else EXIT_GRADCHECK_FAILED
+    return EXIT_OK if not failed else EXIT_CHECK_FAILED
 
 
 # -- the parser -----------------------------------------------------------------------------------------

@@ -26,13 +26,10 @@ from backends.io import SafetensorsFormatError, decode_safetensors, encode_safet
 from .data.bpe import BPETokenizer, load_hf_tokenizer, write_tokenizer_files
 from .models.gpt import GPT
 from .models.hf_gpt2 import HFFormatError, config_from_gpt2, gpt2_config, gpt2_tensors, load_gpt2_tensors
+from .errors import ExportError
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 NEEDS = "config.json, model.safetensors, and tokenizer.json or vocab.json + merges.txt"
-
-
-class ExportError(ValueError):
-    """DEST cannot be written (exists with files, unwritable, disk full); nothing was left behind."""
 
 
 # -- export -------------------------------------------------------------------------------------

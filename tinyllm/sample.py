@@ -24,13 +24,10 @@ import math
 
 from .random import RandomStream
 from .tensor import no_grad
+from .errors import SamplingError
 
 SAMPLING_SITE = 0x5A3D1E  # the generator's call-site word for sampling noise (dropout sites are < 2**31 too)
 SAMPLE_BATCH = 64  # lines decoded side by side
-
-
-class SamplingError(ValueError):
-    """Sampling settings that cannot work (negative temperature, top_p out of range, ...)."""
 
 
 def _stream(seed) -> RandomStream:

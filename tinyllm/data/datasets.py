@@ -15,10 +15,7 @@ from importlib import resources
 from ..memory import human_bytes, shortfall
 from .files import path_problem, read_regular_file
 from .tokenizers import CharTokenizer, WordTokenizer, compact_ids
-
-
-class DataError(ValueError):
-    """Input data that cannot be used; the message names the problem and the fix."""
+from ..errors import DataError
 
 
 @dataclass

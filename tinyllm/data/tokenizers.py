@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import sys
 from array import array
+from ..errors import TokenizerError
 
 BOS = "<bos>"  # marks both the start and the end of a line in line datasets
 _CHUNK = 1 << 20  # characters encoded at a time by CharTokenizer.encode_array
-
-
-class TokenizerError(ValueError):
-    """Text the tokenizer cannot encode, or a tokenizer file that does not parse."""
 
 
 def id_typecode(vocab_size: int) -> str:

@@ -30,15 +30,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .gpt import GPT, GPTConfig
+from ..errors import HFFormatError
 
 # the GELU in transformers that is tinyllm's tanh form (plain "gelu" is the erf form: a different function)
 TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
 LN_EPS = 1e-5  # tinyllm's LayerNorm, and GPT-2's layer_norm_epsilon
 BUFFERS = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers older files carry
-
-
-class HFFormatError(ValueError):
-    """A model that GPT-2's layout cannot hold, or a GPT-2 file tinyllm cannot read; one line naming it."""
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ import time
 from backends.io import SafetensorsFormatError, decode_safetensors, describe, encode_safetensors
 
 from ..data import TokenizerError, tokenizer_from_dict
+from ..errors import CheckpointError, OutputDirError
 
 FORMAT = "tinyllm-checkpoint"
 VERSION = 1
@@ -49,14 +50,6 @@ _RUN_ID = re.compile(r"[0-9a-f]{8}")
 _TMP_PREFIX = ".tmp-"
 # files a run keeps in its output directory besides the tensor files
 RUN_FILES = ("checkpoint.json", "log.jsonl", "loss.png")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, damaged or does not fit the run; one line saying what to do."""
-
-
-class OutputDirError(ValueError):
-    """The output directory cannot be written (missing permission, read-only, disk full)."""
 
 
 _FIX = "delete it (or the whole output directory) to start fresh, or point --out at another directory"

@@ -15,10 +15,7 @@ from ..data.files import path_problem, read_regular_file
 from ..fieldtypes import field_types, type_problem
 from ..models import MODELS, config_for
 from ..optim import SCHEDULES
-
-
-class ConfigError(ValueError):
-    """A training setting that cannot work; the message names the setting and a fix."""
+from ..errors import ConfigError
 
 
 # Sizes and learning rates per model when the user gives none.

@@ -17,14 +17,10 @@ import signal
 import sys
 import threading
 
+from ..errors import EXIT_INTERRUPTED, Interrupted, NonFiniteError  # noqa: F401  (re-exported)
 from ..memory import human_bytes
 
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class NonFiniteError(ValueError):
-    """The loss or the gradient norm became nan or inf."""
 
 
 def _bad(x) -> str | None:
@@ -63,18 +59,6 @@ def point_at_devnull(stream) -> None:
         os.close(fd)
     except (OSError, ValueError):  # no file descriptor (a notebook): nothing to redirect
         pass
-
-
-class Interrupted(KeyboardInterrupt):
-    """A stop asked by a signal; exit_code is what a shell reports for it (128 + the signal number)."""
-
-    def __init__(self, message: str = "", signum: int = signal.SIGINT):
-        super().__init__(message)
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + int(self.signum)
 
 
 def signal_name(signum: int) -> str:

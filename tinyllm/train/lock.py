@@ -16,6 +16,7 @@ import socket
 import time
 
 from .checkpoint import OutputDirError, output_dir_error
+from ..errors import LockError
 
 try:
     import fcntl
@@ -23,10 +24,6 @@ except ImportError:  # Windows
     fcntl = None
 
 LOCK_NAME = ".tinyllm-lock"
-
-
-class LockError(ValueError):
-    """Another live run holds the output directory."""
 
 
 def _pid_alive(pid: int) -> bool:

@@ -56,6 +56,7 @@ from .guards import (InterruptGuard, Interrupted, NonFiniteError, check_finite, 
 from .init_from import data_tokenizer, pretrained_model
 from .lock import RunLock
 from .plot import MISSING_NOTE, PLOT_NAME, plot_losses
+from ..errors import OutOfMemory, TrainingInterrupted
 
 LOG_NAME = "log.jsonl"
 MAX_CONSECUTIVE_SKIPS = 20  # with --skip-nonfinite: give up when the weights themselves went bad
@@ -63,14 +64,6 @@ BACKEND_WORDS = {"cpu": "NumPy", "strict": "array-api-strict", "cuda": "CuPy"}
 RUNS_DIR = "runs"  # where a library run without config.out gets its fresh directory
 # bytes of memory per parameter in training: weights, gradients and two AdamW moments, float32
 TRAIN_BYTES_PER_PARAM = 16
-
-
-class OutOfMemory(MemoryError):
-    """The device (or host) ran out of memory; the message names the size and a fix."""
-
-
-class TrainingInterrupted(Interrupted):
-    """Ctrl-C or SIGTERM: the step was finished and a checkpoint saved; the CLI exits 130 / 143."""
 
 
 def describe_backend(backend) -> str:
