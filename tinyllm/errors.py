@@ -56,10 +56,6 @@ class ExportError(TinyLLMError, ValueError):
     """An export destination that cannot be written (exists with files, unwritable, disk full); nothing was left."""
 
 
-class ShapeError(TinyLLMError, ValueError):
-    """An op given tensors whose shapes do not fit together; the message names the op and the shapes."""
-
-
 # -- a run that failed while running (exit 3) -------------------------------------------------------
 
 
@@ -99,4 +95,4 @@ class TrainingInterrupted(Interrupted):
 __all__ = ["TinyLLMError", "EXIT_OK", "EXIT_CHECK_FAILED", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED",
            "DeviceError", "SafetensorsFormatError", "UsageError", "ConfigError", "DataError", "TokenizerError",
            "SamplingError", "CheckpointError", "OutputDirError", "LockError", "HFFormatError", "ExportError",
-           "ShapeError", "NonFiniteError", "OutOfMemory", "Interrupted", "TrainingInterrupted"]
+           "NonFiniteError", "OutOfMemory", "Interrupted", "TrainingInterrupted"]
