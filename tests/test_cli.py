@@ -65,12 +65,16 @@ def test_train_prints_device_progress_and_samples(tmp_path, capsys):
 
 def test_resume_takes_the_checkpoints_settings(tmp_path, capsys):
     out = str(tmp_path)
-    assert main(["train", *TINY, "--lr", "0.004", "--out", out]) == 0
+    assert main(["train", *TINY, "--lr", "0.004", "--schedule", "linear", "--out", out]) == 0
     # no size flags: they come from the checkpoint; only --steps changes
     assert main(["train", "--resume", "--out", out, "--steps", "9", "--device", "cpu"]) == 0
     meta = load_checkpoint(out)[1]
     assert meta["step"] == 9 and meta["train"]["lr"] == 0.004 and meta["config"]["n_embd"] == 16
+    assert meta["train"]["schedule"] == "linear" and meta["train"]["batch_size"] == 4
     assert "resuming from step 6/9" in capsys.readouterr().out
+    # a flag given wins, even at its default value; the same rule as TrainConfig(resume=True) (test_train.py)
+    assert main(["train", "--resume", "--out", out, "--steps", "10", "--device", "cpu", "--batch-size", "32"]) == 0
+    assert load_checkpoint(out)[1]["train"]["batch_size"] == 32
 
 
 def test_toml_config_and_flags_override(tmp_path):

@@ -129,6 +129,31 @@ def test_failed_validation_leaves_an_existing_checkpoint_alone(tmp_path):
     assert snapshot(tmp_path) == before
 
 
+SAVED = dict(lr=0.004, batch_size=3, schedule="linear", warmup=2, min_lr=1e-4, beta2=0.95)
+
+
+def test_library_resume_takes_the_checkpoints_settings(tmp_path):
+    """Trainer(TrainConfig(resume=True)) continues with the saved lr, batch size and schedule, as
+    `tinyllm train --resume` does; a setting given explicitly wins, even one equal to the default."""
+    Trainer(cfg(tmp_path, **SAVED), verbose=False).fit()
+    t = Trainer(TrainConfig(out=str(tmp_path), resume=True, steps=9), verbose=False)
+    assert {k: getattr(t.config, k) for k in SAVED} == SAVED
+    assert t.config.n_embd == 16 and t.config.device == "auto" and t.step == 6
+    t.fit()
+    assert load_checkpoint(str(tmp_path))[1]["train"]["lr"] == 0.004
+    given = TrainConfig(out=str(tmp_path), resume=True, steps=12, batch_size=32).resolve()
+    assert given.batch_size == 32 and given.lr == 0.004
+
+
+def test_resume_settings_come_from_checkpoint_json_alone(tmp_path):
+    Trainer(cfg(tmp_path, **SAVED), verbose=False).fit()
+    for f in os.listdir(tmp_path):
+        if f.endswith(".safetensors"):
+            os.remove(tmp_path / f)  # the tensors are not read to learn the settings
+    c = TrainConfig(out=str(tmp_path), resume=True).resolve()
+    assert {k: getattr(c, k) for k in SAVED} == SAVED and c.steps == 6
+
+
 def test_resume_from_missing_or_incomplete_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         Trainer(cfg(tmp_path / "nothing", resume=True), verbose=False)

@@ -24,9 +24,8 @@ import sys
 
 from backends import tune_malloc
 
-from .data import DATASETS
 from .errors import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401
-                     CheckpointError, ConfigError, DataError, Interrupted, TinyLLMError, TokenizerError)
+                     CheckpointError, ConfigError, Interrupted, TinyLLMError, TokenizerError)
 from .train.config import TrainConfig
 from .train.guards import point_at_devnull
 
@@ -131,35 +130,16 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="read settings from a TOML file (keys as the flags, e.g. n_layer = 6); flags override it")
 
 
-def _resume_settings(out: str) -> dict:
-    """The settings a checkpoint was trained with (the Trainer reports any problem with it)."""
-    from .train.checkpoint import load_checkpoint
-
-    try:
-        _, meta = load_checkpoint(out)
-    except CheckpointError:
-        return {}
-    saved = meta.get("train") if isinstance(meta.get("train"), dict) else {}
-    known = set(TrainConfig.__dataclass_fields__)
-    return {k: v for k, v in saved.items() if k in known and k not in ("out", "resume", "device")}
-
-
 def build_train_config(args: argparse.Namespace) -> TrainConfig:
-    """Defaults <- TOML file <- the checkpoint's settings (when resuming) <- flags given."""
+    """Defaults <- TOML file <- flags given. Resuming fills what neither gives from the checkpoint:
+    TrainConfig.resolve(), which the Trainer applies, so a library run resumes the same way."""
     from .train.config import load_toml
 
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "func")}
     settings = load_toml(args.config) if args.config else {}
-    out = flags.get("out", settings.get("out", OUT))
-    if flags.get("resume", settings.get("resume", False)):
-        settings.update(_resume_settings(out))
-        data = settings.get("data")
-        if "data" not in flags and isinstance(data, str) and data not in DATASETS and not os.path.isfile(data):
-            raise DataError(f"the run in {out!r} was trained on data file {data!r}, which is not found from here "
-                            f"({os.path.abspath(data)}); pass --data with the file's path")
     settings.update(flags)
-    settings["out"] = out
-    return TrainConfig.from_dict(settings).validate()
+    settings.setdefault("out", OUT)
+    return TrainConfig.from_dict(settings)
 
 
 def cmd_train(args) -> int:

@@ -289,6 +289,11 @@ def _read_index(path: str) -> dict:
     return index
 
 
+def read_meta(out_dir: str) -> dict:
+    """The meta of the last committed checkpoint, from checkpoint.json alone (the tensor file is not read)."""
+    return _read_index(_index_path(out_dir))["meta"]
+
+
 def load_checkpoint(out_dir: str) -> tuple:
     """-> (tensors: {name: host NumPy array}, meta: dict) of the last committed checkpoint.
 

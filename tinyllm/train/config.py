@@ -1,21 +1,29 @@
 """TrainConfig: every setting of a training run, one dataclass (the CLI flags map onto it).
 
+Resuming is one policy, here: `resolve()` fills every setting the caller did
+not give (`config.given`) from the settings saved in the run's checkpoint.json,
+so `Trainer(TrainConfig(resume=True, out=...))` and `tinyllm train --resume`
+continue with the same lr, batch size and schedule.
+
 Model sizes left as None take the per-model defaults in MODEL_DEFAULTS (tuned
 so that `tinyllm train` with no arguments reaches val loss <= 2.10 on the
 names in about two minutes on a laptop CPU), then the model's own defaults.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from ..data import DATASETS
 from ..data.bpe import MAX_VOCAB, MIN_VOCAB
 from ..data.files import path_problem, read_regular_file
 from ..fieldtypes import field_types, type_problem
 from ..models import MODELS, config_for
 from ..optim import SCHEDULES
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError, DataError
+from .checkpoint import read_meta
 
 
 # Sizes and learning rates per model when the user gives none.
@@ -26,11 +34,15 @@ MODEL_DEFAULTS = {
 }
 SIZE_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "bias")
 OPTIMIZERS = ("adamw", "adam", "sgd")
+NOT_RESUMED = ("out", "resume", "overwrite", "device")  # a resumed run never takes these from its checkpoint
 MAX_TOML_BYTES = 1 << 20
 
 
 @dataclass
 class TrainConfig:
+    """Every setting of a run. `given` (not a field) names the settings passed to the constructor,
+    from_dict or replace: the ones a resumed run keeps instead of the checkpoint's (resolve())."""
+
     # what to train
     data: str = "names"            # "names", "arithmetic" or a path to a UTF-8 text file
     lines: bool | None = None      # a file as lines (like names) or one long text; None = guess
@@ -85,7 +97,31 @@ class TrainConfig:
         return cls(**d)
 
     def replace(self, **changes) -> "TrainConfig":
-        return replace(self, **changes)
+        new = replace(self, **changes)
+        new.given = self.given | frozenset(changes)
+        return new
+
+    def resolve(self) -> "TrainConfig":
+        """The settings the run uses: these, and when resuming, the checkpoint's saved settings for
+        every one not given (lr, batch size, schedule, sizes, data, ...). Reads checkpoint.json only;
+        a missing or damaged checkpoint is left for the Trainer to report."""
+        if self.resume is not True or not isinstance(self.out, str):
+            return self
+        try:
+            saved = read_meta(self.out).get("train")
+        except CheckpointError:
+            return self
+        if not isinstance(saved, dict):
+            return self
+        known = {f.name for f in fields(self)}
+        keep = {k: v for k, v in saved.items() if k in known and k not in NOT_RESUMED and k not in self.given}
+        data = keep.get("data")
+        if isinstance(data, str) and data not in DATASETS and not os.path.isfile(data):
+            raise DataError(f"the run in {self.out!r} was trained on data file {data!r}, which is not found from "
+                            f"here ({os.path.abspath(data)}); pass --data with the file's path")
+        new = replace(self, **keep)
+        new.given = self.given
+        return new
 
     # -- resolved values ------------------------------------------------------------
     @property
@@ -202,6 +238,20 @@ class TrainConfig:
         fixed += sorted(self.model_args)
         need(not fixed, f"--init-from fixes the model's shape (from its config.json); drop "
                         f"{', '.join('--' + k.replace('_', '-') for k in fixed)} (--block-size and --dropout may be set)")
+
+
+_FIELDS = tuple(f.name for f in fields(TrainConfig))
+_dataclass_init = TrainConfig.__init__
+
+
+def _init_noting_given(self, *args, **kwargs):
+    _dataclass_init(self, *args, **kwargs)
+    self.given = frozenset(_FIELDS[:len(args)]) | frozenset(kwargs)
+
+
+_init_noting_given.__doc__ = _dataclass_init.__doc__
+_init_noting_given.__signature__ = inspect.signature(_dataclass_init)
+TrainConfig.__init__ = _init_noting_given
 
 
 def load_toml(path: str) -> dict:

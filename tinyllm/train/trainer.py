@@ -152,7 +152,7 @@ class Trainer:
                 cfg = cfg.replace(**overrides)
             except TypeError as e:
                 raise ConfigError(f"unknown training setting: {e}") from None
-        cfg = cfg.validate()
+        cfg = cfg.resolve().validate()  # resuming: the checkpoint's settings for those not given
         self.run_id, self._replaces = new_run_id(), None  # the id every file this run writes carries
         if cfg.out is None:  # the library's default: a fresh directory, never ./out
             cfg = cfg.replace(out=os.path.join(RUNS_DIR, f"{time.strftime('%Y%m%d-%H%M%S')}-{self.run_id}"))
