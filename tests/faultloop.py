@@ -22,8 +22,9 @@ from backends import get_backend  # noqa: E402
 from tinyllm.data import Batcher, DataError, load_dataset  # noqa: E402
 from tinyllm.models import build_model  # noqa: E402
 from tinyllm.optim import AdamW, clip_grad_norm, decay_groups  # noqa: E402
-from tinyllm.train.checkpoint import (CheckpointError, OutputDirError, check_tensors, check_tokenizer,  # noqa: E402
-                                      has_checkpoint, load_checkpoint, prepare_output_dir, save_checkpoint)
+from tinyllm.train.checkpoint import (CheckpointError, OutputDirError, has_checkpoint, load_checkpoint,  # noqa: E402
+                                      prepare_output_dir, save_checkpoint)
+from tinyllm.train.resume import check_tensors, check_tokenizer  # noqa: E402
 from tinyllm.train.guards import (EXIT_INTERRUPTED, InterruptGuard, NonFiniteError, check_finite,  # noqa: E402
                                   is_finite, oom_message)
 from tinyllm.train.lock import LockError, RunLock  # noqa: E402

@@ -15,8 +15,8 @@ import pytest
 
 from backends.io import SafetensorsFormatError, decode_safetensors, encode_safetensors
 from tinyllm.data import CharTokenizer
-from tinyllm.train.checkpoint import (INDEX, CheckpointError, check_tensors, check_tokenizer, has_checkpoint,
-                                      load_checkpoint, save_checkpoint)
+from tinyllm.train.checkpoint import INDEX, CheckpointError, has_checkpoint, load_checkpoint, save_checkpoint
+from tinyllm.train.resume import check_tensors, check_tokenizer
 
 
 def _tensors(seed=0):

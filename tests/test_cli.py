@@ -218,3 +218,12 @@ def test_ctrl_c_saves_exits_130_and_resumes(tmp_path):
     r = run_cli("train", "--resume", "--out", out, "--steps", str(step + 2), "--device", "cpu", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert load_checkpoint(out)[1]["step"] == step + 2
+
+
+def test_train_leaves_the_warning_filters_as_they_were(tmp_path):
+    """The CLI quiets the array library's overflow warnings for its run only, not for the whole process."""
+    import warnings
+
+    before = list(warnings.filters)
+    assert main(["train", *TINY, "--steps", "2", "--out", str(tmp_path)]) == 0
+    assert warnings.filters == before

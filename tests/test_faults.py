@@ -30,6 +30,7 @@ from tinyllm.train.lock import LOCK_NAME, LockError, RunLock
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LOOP = os.path.join(HERE, "faultloop.py")
+SLOWSAVE = os.path.join(HERE, "slowsave.py")
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -46,11 +47,9 @@ def temps(d) -> list:
 
 def spawn(out, steps, *args, delay=0.0, **kw):
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=ROOT)
-    env.pop("TINYLLM_CKPT_WRITE_DELAY", None)
-    if delay:
-        env["TINYLLM_CKPT_WRITE_DELAY"] = str(delay)
-    return subprocess.Popen([sys.executable, LOOP, str(out), str(steps), *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+    slow = [SLOWSAVE, str(delay)] if delay else []  # checkpoint saves slowed down: tests/slowsave.py
+    return subprocess.Popen([sys.executable, *slow, LOOP, str(out), str(steps), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
 def reference(tmp_path, steps):
@@ -397,7 +396,6 @@ def _run_unprivileged(out, steps, *args):
     if pre is None:
         pytest.skip("running as root without setpriv: file permissions cannot be enforced here")
     env = dict(os.environ, PYTHONPATH=ROOT)
-    env.pop("TINYLLM_CKPT_WRITE_DELAY", None)
     return subprocess.run(pre + [sys.executable, LOOP, str(out), str(steps), *args], env=env,
                           capture_output=True, text=True, timeout=120)
 

@@ -40,17 +40,14 @@ def train(out, *args):
     return cli_main(["train", "--out", str(out), *TINY, *args])
 
 
-def env(delay=0.0):
-    e = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=ROOT)
-    e.pop("TINYLLM_CKPT_WRITE_DELAY", None)
-    if delay:
-        e["TINYLLM_CKPT_WRITE_DELAY"] = str(delay)
-    return e
+def env():
+    return dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=ROOT)
 
 
 def spawn(out, *args, delay=0.0, tiny=True):
-    cmd = [sys.executable, "-m", "tinyllm", "train", "--out", str(out), *(TINY if tiny else []), *args]
-    return subprocess.Popen(cmd, env=env(delay), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    slow = [os.path.join(ROOT, "tests", "slowsave.py"), str(delay)] if delay else []  # slowed checkpoint saves
+    cmd = [sys.executable, *slow, "-m", "tinyllm", "train", "--out", str(out), *(TINY if tiny else []), *args]
+    return subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def one_error_line(err: str, code_word: str = "error: ") -> str:

@@ -147,11 +147,12 @@ def cmd_train(args) -> int:
 
     from .train.trainer import Trainer
 
-    # overflow/invalid-value warnings from the array library would only repeat, noisily, what the
-    # non-finite guard then says in one line (or counts, with --skip-nonfinite)
-    warnings.simplefilter("ignore", RuntimeWarning)
     tune_malloc()  # a training process keeps freed activations in the heap (backends/fast_cpu.py)
-    Trainer(build_train_config(args)).fit()
+    # overflow/invalid-value warnings from the array library would only repeat, noisily, what the
+    # non-finite guard then says in one line (or counts, with --skip-nonfinite); for this run only
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        Trainer(build_train_config(args)).fit()
     return EXIT_OK
 
 
@@ -180,7 +181,7 @@ def _no_checkpoint(out: str) -> CheckpointError:
 def _load_run(out: str, device):
     """(model, tokenizer, meta) of the training run in out; CheckpointError when it has none."""
     from .train.checkpoint import has_checkpoint
-    from .train.trainer import load_trained
+    from .train.resume import load_trained
 
     if not has_checkpoint(out):
         raise _no_checkpoint(out)

@@ -66,6 +66,9 @@ class BigramLM(Module):
         backend = model_backend(device)
         self.table = Embedding(config.vocab_size, config.vocab_size, backend.rng(seed), std=0.01)
 
+    def describe(self) -> str:
+        return "bigram"
+
     def forward(self, idx, targets=None, cache=None, pos: int = 0):
         logits = self.table(idx)  # (B, T, V)
         if targets is None:

@@ -59,6 +59,10 @@ class GPT(Module):
 
         self.drop = Dropout(c.dropout, rng)
 
+    def describe(self) -> str:
+        c = self.config
+        return f"gpt {c.n_layer} layers x {c.n_head} heads x {c.n_embd} embd, block {c.block_size}"
+
     def forward(self, idx, targets=None, cache: "list | None" = None, pos: int = 0):
         """idx (B, T) int -> logits (B, T, V), and the mean cross-entropy if targets (B, T) are given.
 

@@ -35,6 +35,10 @@ class CharMLP(Module):
         self.hidden = Linear(c.block_size * c.n_embd, c.n_hidden, rng=rng, init="uniform")
         self.out = Linear(c.n_hidden, c.vocab_size, rng=rng, std=0.01)
 
+    def describe(self) -> str:
+        c = self.config
+        return f"mlp context {c.block_size}, {c.n_embd} embd, {c.n_hidden} hidden"
+
     def window_logits(self, ctx) -> Tensor:
         """ctx (N, k) token ids -> logits (N, V) for the token after each window."""
         N = ctx.shape[0]

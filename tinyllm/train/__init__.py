@@ -3,7 +3,8 @@ from .checkpoint import CheckpointError, OutputDirError, has_checkpoint, load_ch
 from .config import ConfigError, TrainConfig, load_toml
 from .guards import NonFiniteError
 from .lock import LockError, RunLock
-from .trainer import OutOfMemory, Trainer, TrainingInterrupted, load_trained
+from .resume import load_trained
+from .trainer import OutOfMemory, Trainer, TrainingInterrupted
 
 __all__ = ["Trainer", "TrainConfig", "ConfigError", "load_toml", "load_trained", "CheckpointError",
            "OutputDirError", "LockError", "NonFiniteError", "OutOfMemory", "TrainingInterrupted",

@@ -21,9 +21,10 @@ new checkpoint.json, and the file it names is complete: the last complete
 checkpoint always loads. Loading verifies size, hash, dtypes and shapes and
 refuses anything else with one CheckpointError line saying what to do.
 
-Test hook: TINYLLM_CKPT_WRITE_DELAY=<seconds> writes in 4 KiB chunks and
-sleeps after each chunk and between the commit steps, so a test can SIGKILL
-a process in the middle of a write.
+WRITE_DELAY (seconds, 0 in use) slows a save down for the crash tests: set
+above 0 (tests/slowsave.py sets it in a child process), tensors are written in
+4 KiB chunks with a sleep after each and between the commit steps, so a test
+can SIGKILL a process in the middle of a write.
 """
 from __future__ import annotations
 
@@ -37,7 +38,6 @@ import time
 
 from backends.io import SafetensorsFormatError, decode_safetensors, describe, encode_safetensors
 
-from ..data import TokenizerError, tokenizer_from_dict
 from ..errors import CheckpointError, OutputDirError
 
 FORMAT = "tinyllm-checkpoint"
@@ -50,19 +50,13 @@ _RUN_ID = re.compile(r"[0-9a-f]{8}")
 _TMP_PREFIX = ".tmp-"
 # files a run keeps in its output directory besides the tensor files
 RUN_FILES = ("checkpoint.json", "log.jsonl", "loss.png")
+WRITE_DELAY = 0.0  # seconds slept per 4 KiB written and between commit steps: only the crash tests raise it
 
 
-_FIX = "delete it (or the whole output directory) to start fresh, or point --out at another directory"
+DAMAGED_FIX = "delete it (or the whole output directory) to start fresh, or point --out at another directory"
 
 
 # -- writing -------------------------------------------------------------------------------------
-
-def _delay() -> float:
-    try:
-        return max(0.0, float(os.environ.get("TINYLLM_CKPT_WRITE_DELAY", "0") or 0))
-    except ValueError:
-        return 0.0
-
 
 def _fsync_dir(path: str) -> None:
     """Make a rename durable (a no-op where directories cannot be opened, e.g. Windows)."""
@@ -157,7 +151,7 @@ def save_checkpoint(out_dir: str, tensors: dict, meta: dict, run_id: str | None 
     manifest = {n: {"dtype": d, "shape": list(s)} for n, (d, s) in ((n, describe(a)) for n, a in tensors.items())}
     # Serialise meta before touching the disk: a non-JSON value must not leave files behind.
     json.dumps(meta)
-    delay = _delay()
+    delay = WRITE_DELAY
     previous = committed_file(out_dir)  # (run id, tensor file) of the checkpoint being replaced
     if run_id is None:
         run_id = previous[0] if previous[0] else new_run_id()
@@ -265,27 +259,27 @@ def _read_index(path: str) -> dict:
         raise CheckpointError(f"cannot read checkpoint {path!r}: {e.strerror}; check its permissions") from None
     bad = f"checkpoint {path!r} is damaged"
     if len(raw) > MAX_INDEX_BYTES:
-        raise CheckpointError(f"{bad}: it is larger than {MAX_INDEX_BYTES} bytes; {_FIX}")
+        raise CheckpointError(f"{bad}: it is larger than {MAX_INDEX_BYTES} bytes; {DAMAGED_FIX}")
     try:
         index = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise CheckpointError(f"{bad}: not valid JSON ({str(e)[:80]}); {_FIX}") from None
+        raise CheckpointError(f"{bad}: not valid JSON ({str(e)[:80]}); {DAMAGED_FIX}") from None
     if not isinstance(index, dict) or index.get("format") != FORMAT:
-        raise CheckpointError(f"{path!r} is not a tinyllm checkpoint (no \"format\": \"{FORMAT}\"); {_FIX}")
+        raise CheckpointError(f"{path!r} is not a tinyllm checkpoint (no \"format\": \"{FORMAT}\"); {DAMAGED_FIX}")
     if index.get("version") != VERSION:
         raise CheckpointError(f"checkpoint {path!r} has format version {str(index.get('version'))[:20]}, "
                               f"this tinyllm reads version {VERSION}; train afresh or use a matching tinyllm")
     name, size, sha, tensors, meta = (index.get(k) for k in ("file", "size", "sha256", "tensors", "meta"))
     if not isinstance(name, str) or not _TENSOR_FILE.fullmatch(name):  # also stops path tricks like ../x
-        raise CheckpointError(f"{bad}: its tensor file name {str(name)[:80]!r} is invalid; {_FIX}")
+        raise CheckpointError(f"{bad}: its tensor file name {str(name)[:80]!r} is invalid; {DAMAGED_FIX}")
     if type(size) is not int or size < 0 or not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
-        raise CheckpointError(f"{bad}: its size or sha256 entry is invalid; {_FIX}")
+        raise CheckpointError(f"{bad}: its size or sha256 entry is invalid; {DAMAGED_FIX}")
     if not isinstance(meta, dict):
-        raise CheckpointError(f"{bad}: its \"meta\" entry is not an object; {_FIX}")
+        raise CheckpointError(f"{bad}: its \"meta\" entry is not an object; {DAMAGED_FIX}")
     if not isinstance(tensors, dict) or not all(
             isinstance(v, dict) and isinstance(v.get("dtype"), str) and isinstance(v.get("shape"), list)
             and all(type(s) is int and s >= 0 for s in v["shape"]) for v in tensors.values()):
-        raise CheckpointError(f"{bad}: its tensor list is malformed; {_FIX}")
+        raise CheckpointError(f"{bad}: its tensor list is malformed; {DAMAGED_FIX}")
     return index
 
 
@@ -311,118 +305,27 @@ def load_checkpoint(out_dir: str) -> tuple:
             break
         except FileNotFoundError:
             if attempt == 2:
-                raise CheckpointError(f"checkpoint {path!r} names {index['file']!r}, which is missing; {_FIX}") from None
+                raise CheckpointError(f"checkpoint {path!r} names {index['file']!r}, which is missing; {DAMAGED_FIX}") from None
             time.sleep(0.05)
         except OSError as e:
             raise CheckpointError(f"cannot read {tpath!r}: {e.strerror}; check its permissions") from None
     if len(data) != index["size"]:
         raise CheckpointError(f"tensor file {tpath!r} is {'truncated' if len(data) < index['size'] else 'longer than recorded'} "
                               f"({len(data) if len(data) <= index['size'] else 'more than ' + str(index['size'])} "
-                              f"bytes, {index['size']} expected); {_FIX}")
+                              f"bytes, {index['size']} expected); {DAMAGED_FIX}")
     if hashlib.sha256(data).hexdigest() != index["sha256"]:
-        raise CheckpointError(f"tensor file {tpath!r} does not match its recorded sha256 (corrupted or modified); {_FIX}")
+        raise CheckpointError(f"tensor file {tpath!r} does not match its recorded sha256 (corrupted or modified); {DAMAGED_FIX}")
     try:
         tensors, _ = decode_safetensors(data)
     except SafetensorsFormatError as e:
-        raise CheckpointError(f"tensor file {tpath!r} is not valid safetensors: {e}; {_FIX}") from None
+        raise CheckpointError(f"tensor file {tpath!r} is not valid safetensors: {e}; {DAMAGED_FIX}") from None
     manifest = index["tensors"]
     if set(manifest) != set(tensors):
         diff = sorted(set(manifest) ^ set(tensors))[:5]
-        raise CheckpointError(f"tensor file {tpath!r} does not hold the tensors {INDEX} lists (differ: {diff}); {_FIX}")
+        raise CheckpointError(f"tensor file {tpath!r} does not hold the tensors {INDEX} lists (differ: {diff}); {DAMAGED_FIX}")
     for n, a in tensors.items():
         code, shape = describe(a)
         if code != manifest[n]["dtype"] or list(shape) != manifest[n]["shape"]:
             raise CheckpointError(f"tensor {n!r} in {tpath!r} is {code}{list(shape)}, {INDEX} records "
-                                  f"{manifest[n]['dtype']}{manifest[n]['shape']}; {_FIX}")
+                                  f"{manifest[n]['dtype']}{manifest[n]['shape']}; {DAMAGED_FIX}")
     return tensors, index["meta"]
-
-
-# -- checks the trainer runs when it applies a checkpoint -----------------------------------------
-
-def check_tensors(tensors: dict, expected: dict, what: str = "the model") -> None:
-    """Refuse a checkpoint whose tensors do not match `expected` ({name: shape}) exactly."""
-    missing = sorted(set(expected) - set(tensors))
-    extra = sorted(set(tensors) - set(expected))
-    fix = "resume with the same model settings it was trained with, or start a new run in another --out"
-    if missing:
-        raise CheckpointError(f"checkpoint does not match {what}: {len(missing)} tensor(s) missing "
-                              f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}); {fix}")
-    if extra:
-        raise CheckpointError(f"checkpoint does not match {what}: {len(extra)} unexpected tensor(s) "
-                              f"({', '.join(extra[:4])}{', ...' if len(extra) > 4 else ''}); {fix}")
-    for n in sorted(expected):
-        got, want = tuple(tensors[n].shape), tuple(expected[n])
-        if got != want:
-            raise CheckpointError(f"checkpoint does not match {what}: tensor {n!r} has shape {got}, "
-                                  f"expected {want}; {fix}")
-
-
-def _tok_summary(d) -> str:
-    if not isinstance(d, dict):
-        return "an unreadable tokenizer"
-    toks = d.get("tokens")
-    bos = d.get("type") == "word" or bool(d.get("bos"))  # <bos> counts: the number is the vocab size
-    n = len(toks) + bos if isinstance(toks, list) else d.get("vocab_size", "?")  # bpe: no token list
-    return f"a {d.get('type', '?')} tokenizer of {n} tokens"
-
-
-def check_tokenizer(meta: dict, tokenizer_dict: dict) -> None:
-    """Refuse a checkpoint whose tokenizer differs from the one the data gives."""
-    saved = meta.get("tokenizer") if isinstance(meta, dict) else None
-    if saved is None:
-        raise CheckpointError("checkpoint records no tokenizer; it cannot be matched to the data: start a new run")
-    if saved != tokenizer_dict:
-        raise CheckpointError(f"checkpoint was trained with {_tok_summary(saved)}, the data gives "
-                              f"{_tok_summary(tokenizer_dict)}: resume with the same --data, or start a new "
-                              f"run in another --out")
-
-
-def _count(v) -> bool:
-    return type(v) is int and v >= 0
-
-
-def _number_or_none(v) -> bool:
-    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-
-
-# entry -> (a check of its value, what it must be); "model" and "config" are checked by building the model
-_META_RULES = {
-    "model": (lambda v: isinstance(v, str), "a model name"),
-    "config": (lambda v: isinstance(v, dict), "an object of model settings"),
-    "tokenizer": (lambda v: isinstance(v, dict), "an object"),
-    "step": (_count, "an integer >= 0"),
-    "optim": (lambda v: isinstance(v, dict) and _count(v.get("step_count")) and isinstance(v.get("kind", ""), str),
-              "an object with an integer step_count >= 0"),
-    # "dropout": host RNG states, only in checkpoints of tinyllm before the on-device generator
-    "rng": (lambda v: isinstance(v, dict) and isinstance(v.get("batch"), dict)
-            and isinstance(v.get("dropout", []), list) and all(s is None or isinstance(s, dict) for s in v.get("dropout", [])),
-            "an object with a batch state (and, from older tinyllm, a list of dropout states)"),
-    "losses": (lambda v: isinstance(v, list) and all(_number_or_none(x) for x in v), "a list of numbers"),
-    "log": (lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v), "a list of objects"),
-    "skipped": (_count, "an integer >= 0"),
-    "train": (lambda v: isinstance(v, dict), "an object of training settings"),
-    "data": (lambda v: isinstance(v, dict), "an object"),
-}
-
-
-def check_meta(meta: dict, out_dir: str, resume: bool) -> None:
-    """Refuse checkpoint metadata that a hand edit or damage made unusable, as strictly as the tensors:
-    every entry present has its type and range; resume needs the entries of an exact continuation."""
-    needed = ("model", "config", "tokenizer") + (("step", "rng", "optim") if resume else ())
-    for key in needed:
-        if key not in meta:
-            raise CheckpointError(f"checkpoint in {out_dir!r} lacks {key!r}, so it cannot be "
-                                  f"{'resumed exactly' if resume else 'loaded'}; start a new run in another --out")
-    damaged = f"checkpoint in {out_dir!r} is damaged"
-    for key, (ok, what) in _META_RULES.items():
-        if key in meta and not ok(meta[key]):
-            shown = json.dumps(meta[key])
-            raise CheckpointError(f"{damaged}: its {key!r} entry must be {what}, got "
-                                  f"{shown[:60]}{'...' if len(shown) > 60 else ''} (was {INDEX} edited?); {_FIX}")
-    try:
-        vocab = tokenizer_from_dict(meta["tokenizer"]).vocab_size
-    except TokenizerError as e:
-        raise CheckpointError(f"{damaged}: its tokenizer is unusable ({e}); {_FIX}") from None
-    if vocab != meta["config"].get("vocab_size", vocab):
-        raise CheckpointError(f"{damaged}: its tokenizer has {vocab} tokens, its model {meta['config']['vocab_size']} "
-                              f"(was {INDEX} edited?); {_FIX}")
