@@ -227,3 +227,34 @@ def test_train_leaves_the_warning_filters_as_they_were(tmp_path):
     before = list(warnings.filters)
     assert main(["train", *TINY, "--steps", "2", "--out", str(tmp_path)]) == 0
     assert warnings.filters == before
+
+
+def test_gptconfig_defaults_are_what_tinyllm_train_builds(tmp_path):
+    """One source of sizes: GPTConfig() is the model `tinyllm train` builds with no flags (on the names)."""
+    from tinyllm.cli import build_train_config, make_parser
+    from tinyllm.models import GPTConfig
+    from tinyllm.train import Trainer
+
+    args = make_parser().parse_args(["train", "--out", str(tmp_path / "run"), "--device", "cpu"])
+    t = Trainer(build_train_config(args), verbose=False)
+    assert t.model.config == GPTConfig()
+
+
+def test_train_help_and_choices_come_from_the_tables(monkeypatch):
+    from tinyllm.cli import make_parser
+    from tinyllm.models import MODELS
+    from tinyllm.optim import SCHEDULES
+    from tinyllm.train import config
+
+    monkeypatch.setitem(config.MODEL_DEFAULTS["gpt"], "lr", 7e-3)
+    parser = make_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    by_flag = {a.option_strings[0]: a for a in train._actions if a.option_strings}
+    assert list(by_flag["--model"].choices) == list(MODELS)
+    assert list(by_flag["--optimizer"].choices) == list(config.OPTIMIZERS)
+    assert list(by_flag["--schedule"].choices) == list(SCHEDULES)
+    assert list(by_flag["--tokenizer"].choices) == list(config.TOKENIZERS)
+    assert "0.007 for gpt" in by_flag["--lr"].help
+    gpt = MODELS["gpt"][1]()
+    assert f"{gpt.n_embd} for gpt" in by_flag["--n-embd"].help
+    assert f"{gpt.block_size} for gpt" in by_flag["--block-size"].help

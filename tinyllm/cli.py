@@ -26,7 +26,10 @@ from backends import tune_malloc
 
 from .errors import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401
                      CheckpointError, ConfigError, Interrupted, TinyLLMError, TokenizerError)
-from .train.config import TrainConfig
+from .data.bpe import DEFAULT_VOCAB
+from .models import MODELS
+from .optim import SCHEDULES
+from .train.config import OPTIMIZERS, TOKENIZERS, TrainConfig, model_default
 from .train.guards import point_at_devnull
 
 
@@ -49,6 +52,14 @@ def run_guarded(fn, *args) -> int:
 
 D = TrainConfig()  # defaults, for the help text
 OUT = "out"  # the CLI's output directory (the library's default is a fresh runs/... directory)
+DEVICES = "auto, cpu, cuda, cuda:N, strict or strict:N"
+
+
+def _per_model(name: str) -> str:
+    """'default 4 for gpt, 16 for mlp': the value each model uses when the flag is not given."""
+    parts = [(m, model_default(m, name)) for m in MODELS]
+    parts = [f"{'on' if v is True else 'off' if v is False else v} for {m}" for m, v in parts if v is not None]
+    return "default " + ", ".join(parts)
 
 TRAIN_EXAMPLES = """\
 examples:
@@ -76,30 +87,32 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--raw-text", action="store_true", default=S,
                    help="read a text file as it is: keep a byte-order mark and \\r\\n line ends "
                         "(default: the mark is removed, line ends become \\n)")
-    g.add_argument("--model", default=S, choices=["gpt", "mlp", "bigram"], help="model to train (default gpt)")
-    g.add_argument("--n-layer", type=int, default=S, metavar="N", help="transformer blocks (gpt; default 4)")
-    g.add_argument("--n-head", type=int, default=S, metavar="N", help="attention heads (gpt; default 4)")
+    g.add_argument("--model", default=S, choices=list(MODELS), help=f"model to train (default {D.model})")
+    g.add_argument("--n-layer", type=int, default=S, metavar="N", help=f"transformer blocks ({_per_model('n_layer')})")
+    g.add_argument("--n-head", type=int, default=S, metavar="N", help=f"attention heads ({_per_model('n_head')})")
     g.add_argument("--n-embd", type=int, default=S, metavar="N",
-                   help="embedding width, divisible by --n-head (default 64 for gpt)")
-    g.add_argument("--block-size", type=int, default=S, metavar="N", help="context length in tokens (default 32 for gpt)")
-    g.add_argument("--dropout", type=float, default=S, metavar="P", help="dropout probability (gpt; default 0)")
+                   help=f"embedding width, divisible by --n-head ({_per_model('n_embd')})")
+    g.add_argument("--block-size", type=int, default=S, metavar="N",
+                   help=f"context length in tokens ({_per_model('block_size')})")
+    g.add_argument("--dropout", type=float, default=S, metavar="P", help=f"dropout probability ({_per_model('dropout')})")
     g.add_argument("--bias", action=argparse.BooleanOptionalAction, default=S,
-                   help="biases in Linear and LayerNorm layers (gpt; default on)")
-    g.add_argument("--tokenizer", default=S, choices=["char", "bpe"],
-                   help="char (default; words for arithmetic) or bpe: a byte-level BPE trained on the training "
-                        "split (needs: pip install 'tinyllm[bpe]')")
-    g.add_argument("--vocab-size", type=int, default=S, metavar="N", help="BPE vocabulary size (default 512)")
+                   help=f"biases in Linear and LayerNorm layers ({_per_model('bias')})")
+    g.add_argument("--tokenizer", default=S, choices=TOKENIZERS,
+                   help=f"default {D.tokenizer} (characters; words for arithmetic); bpe: a byte-level BPE trained on "
+                        f"the training split (needs: pip install 'tinyllm[bpe]')")
+    g.add_argument("--vocab-size", type=int, default=S, metavar="N",
+                   help=f"BPE vocabulary size (default {DEFAULT_VOCAB})")
     g.add_argument("--init-from", default=S, metavar="DIR",
                    help="start from a local Hugging Face GPT-2 directory (config.json, model.safetensors, "
                         "tokenizer.json or vocab.json + merges.txt): its weights and tokenizer; nothing is downloaded")
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=int, default=S, metavar="N", help=f"optimizer steps in total (default {D.steps})")
     g.add_argument("--batch-size", type=int, default=S, metavar="N", help=f"sequences per step (default {D.batch_size})")
-    g.add_argument("--optimizer", default=S, choices=["adamw", "adam", "sgd"], help="default adamw")
-    g.add_argument("--lr", type=float, default=S, help="peak learning rate (default 2e-3 for gpt)")
+    g.add_argument("--optimizer", default=S, choices=OPTIMIZERS, help=f"default {D.optimizer}")
+    g.add_argument("--lr", type=float, default=S, help=f"peak learning rate ({_per_model('lr')})")
     g.add_argument("--min-lr", type=float, default=S, help="end of the cosine schedule (default lr/10)")
     g.add_argument("--warmup", type=int, default=S, metavar="N", help="linear warmup steps (default min(100, steps/10))")
-    g.add_argument("--schedule", default=S, choices=["cosine", "linear", "constant"], help="default cosine")
+    g.add_argument("--schedule", default=S, choices=SCHEDULES, help=f"default {D.schedule}")
     g.add_argument("--weight-decay", type=float, default=S, metavar="WD",
                    help=f"decoupled weight decay on matrices (default {D.weight_decay})")
     g.add_argument("--beta1", type=float, default=S, help=f"Adam beta1 / SGD momentum (default {D.beta1})")
@@ -119,9 +132,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-iters", type=int, default=S, metavar="N",
                    help=f"batches per split in an evaluation (default {D.eval_iters})")
     g.add_argument("--samples", type=int, default=S, metavar="N", help=f"samples printed at the end (default {D.samples})")
-    g.add_argument("--device", default=S, help="auto (default), cpu, cuda, cuda:N, strict or strict:N; "
-                                               "an unusable GPU falls back to cpu with a warning")
-    g.add_argument("--seed", type=int, default=S, help="seed for weights, batches and dropout (default 0)")
+    g.add_argument("--device", default=S, help=f"{DEVICES} (default {D.device}); "
+                                               f"an unusable GPU falls back to cpu with a warning")
+    g.add_argument("--seed", type=int, default=S, help=f"seed for weights, batches and dropout (default {D.seed})")
     g.add_argument("--out", default=S, metavar="DIR", help=f"output directory (default {OUT})")
     g.add_argument("--resume", action="store_true", default=S, help="continue from the checkpoint in --out")
     g.add_argument("--overwrite", action="store_true", default=S,
@@ -222,21 +235,20 @@ def cmd_sample(args) -> int:
 
 
 def _add_sample_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="out", metavar="DIR", help="training run directory with a checkpoint (default out)")
+    p.add_argument("--out", default=OUT, metavar="DIR", help="training run directory with a checkpoint (default %(default)s)")
     p.add_argument("--init-from", default=None, metavar="DIR",
                    help="sample a local Hugging Face GPT-2 directory instead of a run (config.json, "
                         "model.safetensors, tokenizer.json or vocab.json + merges.txt)")
-    p.add_argument("--num-samples", type=int, default=10, metavar="N", help="how many samples (default 10)")
-    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; higher = more varied (default 0.8)")
+    p.add_argument("--num-samples", type=int, default=10, metavar="N", help="how many samples (default %(default)s)")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; higher = more varied (default %(default)s)")
     p.add_argument("--top-k", type=int, default=None, metavar="K", help="sample only from the K most likely tokens")
     p.add_argument("--top-p", type=float, default=None, metavar="P",
                    help="sample only from the smallest set of tokens whose probability reaches P")
     p.add_argument("--prompt", default="", help="text to continue (line data: the start of a line)")
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
                    help="tokens to generate per sample (default: a whole line for line data, 200 for text)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, strict or strict:N; any device "
-                                                    "loads any checkpoint")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--device", default="auto", help=f"{DEVICES} (default %(default)s); any device loads any checkpoint")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
 
 
 # -- tinyllm export -------------------------------------------------------------------------------------
@@ -315,14 +327,14 @@ def make_parser() -> argparse.ArgumentParser:
                               "  python -c \"from transformers import GPT2LMHeadModel as M; "
                               "M.from_pretrained('shakespeare-hf')\"",
                        formatter_class=fmt)
-    e.add_argument("--out", default="out", metavar="RUN", help="training run directory with a checkpoint (default out)")
+    e.add_argument("--out", default=OUT, metavar="RUN", help="training run directory with a checkpoint (default %(default)s)")
     e.add_argument("dest", metavar="DEST", help="directory to create")
     e.set_defaults(func=cmd_export)
     g = sub.add_parser("gradcheck", help="check every op's backward against numerical gradients",
                        description="For each op: the analytic gradient (backward) at its worst element next to "
                                    "the numerical one (central differences in float64), and the error.",
                        formatter_class=fmt)
-    g.add_argument("--device", default="cpu", help="cpu (default), strict, strict:N, cuda or cuda:N")
+    g.add_argument("--device", default="cpu", help=f"{DEVICES} (default %(default)s)")
     g.add_argument("--op", action="append", metavar="NAME", help="only this op (repeatable)")
     g.set_defaults(func=cmd_gradcheck)
     return p

@@ -14,11 +14,12 @@ from .base import ModelConfig, model_backend
 
 @dataclass
 class GPTConfig(ModelConfig):
-    vocab_size: int = 27       # tokens in the vocabulary
-    block_size: int = 64       # longest context the model sees (position table size)
+    # the defaults are what `tinyllm train` builds on the embedded names (tinyllm/train/config.py)
+    vocab_size: int = 27       # tokens in the vocabulary (the names: 26 letters + <bos>)
+    block_size: int = 32       # longest context the model sees (position table size)
     n_layer: int = 4           # transformer blocks
     n_head: int = 4            # attention heads per block
-    n_embd: int = 128          # embedding width (divisible by n_head)
+    n_embd: int = 64           # embedding width (divisible by n_head)
     dropout: float = 0.0       # dropout on residual branches; 0 for small data
     bias: bool = True          # biases in Linear and LayerNorm layers
     tie_weights: bool = True   # the LM head reuses the token embedding matrix

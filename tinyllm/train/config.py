@@ -5,9 +5,9 @@ not give (`config.given`) from the settings saved in the run's checkpoint.json,
 so `Trainer(TrainConfig(resume=True, out=...))` and `tinyllm train --resume`
 continue with the same lr, batch size and schedule.
 
-Model sizes left as None take the per-model defaults in MODEL_DEFAULTS (tuned
-so that `tinyllm train` with no arguments reaches val loss <= 2.10 on the
-names in about two minutes on a laptop CPU), then the model's own defaults.
+Model sizes left as None take MODEL_DEFAULTS' few per-model training values,
+then the model config's own defaults (model_default() says which applies: the
+CLI's help text is generated from it).
 """
 from __future__ import annotations
 
@@ -26,12 +26,13 @@ from ..errors import CheckpointError, ConfigError, DataError
 from .checkpoint import read_meta
 
 
-# Sizes and learning rates per model when the user gives none.
-MODEL_DEFAULTS = {
-    "gpt": {"n_layer": 4, "n_head": 4, "n_embd": 64, "block_size": 32, "dropout": 0.0, "bias": True, "lr": 2e-3},
-    "mlp": {"block_size": 3, "n_embd": 16, "lr": 1e-2},
-    "bigram": {"block_size": 8, "lr": 5e-2},
-}
+# The training settings per model that are not the model config's own: the peak lr, and the bigram's
+# batch window (the model sees one token, but a window of 8 gives each row 8 predictions a step). Model
+# sizes come from the model configs alone (GPTConfig() is what `tinyllm train` builds), tuned so that
+# `tinyllm train` with no arguments reaches val loss <= 2.10 on the names in about two minutes on a laptop.
+MODEL_DEFAULTS = {"gpt": {"lr": 2e-3}, "mlp": {"lr": 1e-2}, "bigram": {"block_size": 8, "lr": 5e-2}}
+DEFAULT_LR = 1e-3  # a model missing from MODEL_DEFAULTS
+TOKENIZERS = ("char", "bpe")
 SIZE_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "bias")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 NOT_RESUMED = ("out", "resume", "overwrite", "device")  # a resumed run never takes these from its checkpoint
@@ -126,7 +127,7 @@ class TrainConfig:
     # -- resolved values ------------------------------------------------------------
     @property
     def peak_lr(self) -> float:
-        return self.lr if self.lr is not None else MODEL_DEFAULTS.get(self.model, {}).get("lr", 1e-3)
+        return self.lr if self.lr is not None else model_default(self.model, "lr")
 
     @property
     def warmup_steps(self) -> int:
@@ -216,7 +217,8 @@ class TrainConfig:
 
     def _validate_tokenizer(self, need) -> None:
         """--tokenizer / --vocab-size / --init-from (issue 12)."""
-        need(self.tokenizer in ("char", "bpe"), f"unknown tokenizer {self.tokenizer!r}; choose char or bpe")
+        need(self.tokenizer in TOKENIZERS,
+             f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
         v = self.vocab_size
         if v is not None:
             need(self.tokenizer == "bpe", "--vocab-size sets the size of a BPE vocabulary; add --tokenizer bpe "
@@ -238,6 +240,17 @@ class TrainConfig:
         fixed += sorted(self.model_args)
         need(not fixed, f"--init-from fixes the model's shape (from its config.json); drop "
                         f"{', '.join('--' + k.replace('_', '-') for k in fixed)} (--block-size and --dropout may be set)")
+
+
+def model_default(model: str, name: str):
+    """What a run of `model` uses for setting `name` left unset: MODEL_DEFAULTS, else the model config's
+    default (None: the model has no such setting)."""
+    if name in MODEL_DEFAULTS.get(model, {}):
+        return MODEL_DEFAULTS[model][name]
+    if name == "lr":
+        return DEFAULT_LR
+    f = MODELS[model][1].__dataclass_fields__.get(name)
+    return None if f is None else f.default
 
 
 _FIELDS = tuple(f.name for f in fields(TrainConfig))
