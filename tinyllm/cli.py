@@ -26,6 +26,7 @@ from backends import tune_malloc
 
 from .errors import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401
                      CheckpointError, ConfigError, Interrupted, TinyLLMError, TokenizerError)
+from .data import DATASETS
 from .data.bpe import DEFAULT_VOCAB
 from .models import MODELS
 from .optim import SCHEDULES
@@ -81,7 +82,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     S = argparse.SUPPRESS  # unset flags stay absent, so TOML / checkpoint settings show through
     g = p.add_argument_group("data and model")
     g.add_argument("--data", default=S, metavar="NAME|PATH",
-                   help="'names' (embedded, default), 'arithmetic' (sums in words) or a UTF-8 text file")
+                   help=f"an embedded dataset ({', '.join(DATASETS)}; default {D.data}) or a UTF-8 text file")
     g.add_argument("--lines", action=argparse.BooleanOptionalAction, default=S,
                    help="treat a text file as one example per line like names (default: guess)")
     g.add_argument("--raw-text", action="store_true", default=S,
