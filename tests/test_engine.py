@@ -149,7 +149,7 @@ def test_tensor_to_other_device(backend):
 def test_gradcheck_catches_a_wrong_backward(backend):
     """The checker itself must be able to fail."""
     def bad(x):
-        return Tensor._make(x.data * x.data, x.backend, (x,), lambda g: (g * x.data,))  # missing factor 2
+        return Tensor.from_op(x.data * x.data, x.backend, (x,), lambda g: (g * x.data,))  # missing factor 2
 
     res = tinyllm.gradcheck(bad, T(backend, [1.0, 2.0]))
     assert not res.ok and "FAIL" in str(res)

@@ -272,13 +272,14 @@ def test_thread_policy_holds_blas_at_one_thread_and_splits_work_itself(monkeypat
 # -- profiler --------------------------------------------------------------------------------------
 
 def test_profile_times_ops_however_they_were_imported(cpu):
-    from tinyllm.ops.registry import OPS, _hook
+    from tinyllm.ops.registry import OPS, set_hook
     from tinyllm.profile import profile
-    from tinyllm.tensor import Tensor as T
+    from tinyllm.tensor import Tensor as T, set_backward_hook
 
     backward = T.backward
     x = Tensor(cpu.rng(0).normal((4, 6)), device=cpu, requires_grad=True)
     with profile() as prof:
+        assert T.backward is backward  # hooked, not patched
         y = gelu_imported_by_name(x).transpose(0, 1).sum()  # imported by name before profiling began
         y.backward()
         with prof.section("extra"):
@@ -289,8 +290,5 @@ def test_profile_times_ops_however_they_were_imported(cpu):
     # transpose calls permute: the backward is permute's, charged once
     assert prof.backward["permute"][1] == 1 and "transpose" not in prof.backward
     assert F.gelu is OPS["gelu"] is gelu_imported_by_name
-    assert T.backward is backward and _hook is None
-    from tinyllm.ops import registry
-
-    assert registry._hook is None
+    assert set_hook(None) is None and set_backward_hook(None) is None  # both hooks removed on exit
     assert "gelu" in prof.table()

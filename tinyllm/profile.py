@@ -8,8 +8,10 @@
 
 Inside the block the op registry routes every op call through the profiler
 (tinyllm/ops/registry.py: set_hook), so an op is timed however it was
-imported, and the backward closure each op records is wrapped too; on exit
-the hook is removed (when off, profiling costs one check per op call).
+imported, and the backward closure each op records is wrapped too; the
+engine routes each backward() pass through it (tinyllm/tensor.py:
+set_backward_hook). Nothing is patched: on exit both hooks are removed
+(when off, profiling costs one check per op call).
 Times are exclusive: an op that calls another op (transpose -> permute) is
 charged only for its own work. `sync` (e.g. backend.synchronize) runs
 before each clock read so asynchronous devices are timed honestly.
@@ -21,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from .ops.registry import set_hook
-from .tensor import Tensor
+from .tensor import set_backward_hook
 
 _active = None  # the running Profile (profiles do not nest)
 
@@ -137,26 +139,23 @@ def profile(sync=None, clock=time.perf_counter):
         _timed_backward(prof, name, out, args)
         return out
 
-    backward = Tensor.backward
-
-    def timed_backward(self, grad=None):
-        # the engine's own time (sort, accumulation) = this section minus the closures
+    def backward_pass(run):
+        # the engine's own time (sort, accumulation) = the whole pass minus the closures
         t0 = prof._now()
         before = sum(r[0] for r in prof.backward.values())
         try:
-            return backward(self, grad)
+            return run()
         finally:
             closures = sum(r[0] for r in prof.backward.values()) - before
             row = prof.sections.setdefault("backward engine", [0.0, 0])
             row[0] += prof._now() - t0 - closures
             row[1] += 1
 
-    previous = set_hook(hook)
-    Tensor.backward = timed_backward
+    previous, previous_backward = set_hook(hook), set_backward_hook(backward_pass)
     _active = prof
     try:
         yield prof
     finally:
-        Tensor.backward = backward
         set_hook(previous)
+        set_backward_hook(previous_backward)
         _active = None

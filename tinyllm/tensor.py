@@ -18,6 +18,7 @@ from backends import Backend, backend_of, get_backend
 
 _grad_enabled = True
 _default_backend: Backend | None = None
+_backward_hook = None  # hook(run) runs one backward pass, run(); the profiler's, else None
 
 
 def default_backend() -> Backend:
@@ -47,6 +48,13 @@ def no_grad():
 
 def is_grad_enabled() -> bool:
     return _grad_enabled
+
+
+def set_backward_hook(hook):
+    """Route every backward() pass through hook(run) (run() does the pass); returns the previous hook."""
+    global _backward_hook
+    prev, _backward_hook = _backward_hook, hook
+    return prev
 
 
 class Tensor:
@@ -81,9 +89,12 @@ class Tensor:
         self._parents = ()
         self._backward = None
 
-    # -- construction used by ops (skips the checks above) --------------------
+    # -- the seam with tinyllm/ops ---------------------------------------------
     @classmethod
-    def _make(cls, data, backend, parents=(), backward=None):
+    def from_op(cls, data, backend, parents=(), backward=None) -> "Tensor":
+        """An op's result: `data` (an array on backend's device, taken as is: no checks, no copy)
+        recorded with its parents and `backward(g) -> one gradient per parent` while gradients
+        are on and a parent requires one. Without parents, a constant tensor over `data`."""
         out = cls.__new__(cls)
         out.data = data
         out.backend = backend
@@ -160,12 +171,10 @@ class Tensor:
         return Tensor(b.copy_from(self.data, self.backend), device=b, requires_grad=self.requires_grad)
 
     def astype(self, dtype) -> "Tensor":
-        from .ops.elementwise import cast
-
-        return cast(self, dtype)
+        return ops.cast(self, dtype)
 
     def detach(self) -> "Tensor":
-        return Tensor._make(self.data, self.backend)
+        return Tensor.from_op(self.data, self.backend)
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -180,7 +189,10 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad (made under no_grad, or from constants)")
         with self.backend.activate():  # the backward closures launch kernels on this device
-            self._backward_on_device(grad)
+            if _backward_hook is None:
+                self._backward_on_device(grad)
+            else:
+                _backward_hook(lambda: self._backward_on_device(grad))
 
     def _backward_on_device(self, grad) -> None:
         xp = self.xp
@@ -234,49 +246,43 @@ class Tensor:
         return topo
 
     # -- operators (the ops live in tinyllm/ops) --------------------------------
-    def __add__(self, o): return _ops().add(self, o)
-    def __radd__(self, o): return _ops().add(o, self)
-    def __sub__(self, o): return _ops().sub(self, o)
-    def __rsub__(self, o): return _ops().sub(o, self)
-    def __mul__(self, o): return _ops().mul(self, o)
-    def __rmul__(self, o): return _ops().mul(o, self)
-    def __truediv__(self, o): return _ops().div(self, o)
-    def __rtruediv__(self, o): return _ops().div(o, self)
-    def __neg__(self): return _ops().neg(self)
-    def __pow__(self, p): return _ops().pow(self, p)
-    def __matmul__(self, o): return _ops().matmul(self, o)
-    def __getitem__(self, idx): return _ops().getitem(self, idx)
+    def __add__(self, o): return ops.add(self, o)
+    def __radd__(self, o): return ops.add(o, self)
+    def __sub__(self, o): return ops.sub(self, o)
+    def __rsub__(self, o): return ops.sub(o, self)
+    def __mul__(self, o): return ops.mul(self, o)
+    def __rmul__(self, o): return ops.mul(o, self)
+    def __truediv__(self, o): return ops.div(self, o)
+    def __rtruediv__(self, o): return ops.div(o, self)
+    def __neg__(self): return ops.neg(self)
+    def __pow__(self, p): return ops.pow(self, p)
+    def __matmul__(self, o): return ops.matmul(self, o)
+    def __getitem__(self, idx): return ops.getitem(self, idx)
 
-    def sum(self, axis=None, keepdims=False): return _ops().sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return _ops().mean(self, axis, keepdims)
-    def max(self, axis=None, keepdims=False): return _ops().max(self, axis, keepdims)
-    def exp(self): return _ops().exp(self)
-    def log(self): return _ops().log(self)
-    def sqrt(self): return _ops().sqrt(self)
-    def tanh(self): return _ops().tanh(self)
-    def sigmoid(self): return _ops().sigmoid(self)
-    def relu(self): return _ops().relu(self)
-    def gelu(self): return _ops().gelu(self)
-    def softmax(self, axis=-1): return _ops().softmax(self, axis)
-    def log_softmax(self, axis=-1): return _ops().log_softmax(self, axis)
+    def sum(self, axis=None, keepdims=False): return ops.sum(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return ops.mean(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): return ops.max(self, axis, keepdims)
+    def exp(self): return ops.exp(self)
+    def log(self): return ops.log(self)
+    def sqrt(self): return ops.sqrt(self)
+    def tanh(self): return ops.tanh(self)
+    def sigmoid(self): return ops.sigmoid(self)
+    def relu(self): return ops.relu(self)
+    def gelu(self): return ops.gelu(self)
+    def softmax(self, axis=-1): return ops.softmax(self, axis)
+    def log_softmax(self, axis=-1): return ops.log_softmax(self, axis)
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return _ops().reshape(self, shape)
+        return ops.reshape(self, shape)
     def permute(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return _ops().permute(self, axes)
-    def transpose(self, a=-2, b=-1): return _ops().transpose(self, a, b)
+        return ops.permute(self, axes)
+    def transpose(self, a=-2, b=-1): return ops.transpose(self, a, b)
 
     @property
-    def T(self): return _ops().transpose(self, -2, -1)
-
-
-def _ops():
-    from . import ops
-
-    return ops
+    def T(self): return ops.transpose(self, -2, -1)
 
 
 def _accumulate(leaf: Tensor, g) -> None:
@@ -312,3 +318,7 @@ def _infer_dtype(data) -> str:
 def tensor(data, device=None, dtype=None, requires_grad: bool = False) -> Tensor:
     """Make a Tensor from a list, NumPy array or device array (float32 by default)."""
     return Tensor(data, device=device, dtype=dtype, requires_grad=requires_grad)
+
+
+# last: the ops import Tensor from this module, and the operators above call them
+from . import ops  # noqa: E402

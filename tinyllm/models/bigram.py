@@ -54,7 +54,7 @@ class BigramCounts:
 
     def logits(self, idx) -> Tensor:
         """log-probabilities of the next token for each token in idx (B, T) -> (B, T, V)."""
-        logp = Tensor._make(self.backend.xp.log(self.probs), self.backend)
+        logp = Tensor.from_op(self.backend.xp.log(self.probs), self.backend)
         return F.embedding(logp, idx)
 
 

@@ -19,7 +19,7 @@ def as_float(t: Tensor, like: Tensor | None = None) -> Tensor:
     if is_float(t):
         return t
     xp = t.backend.xp
-    return Tensor._make(xp.astype(t.data, xp.float32 if like is None else like.dtype), t.backend)
+    return Tensor.from_op(xp.astype(t.data, xp.float32 if like is None else like.dtype), t.backend)
 
 
 def floating(fn):
@@ -45,7 +45,7 @@ def lift(x, like: Tensor) -> Tensor:
     _refuse_foreign(x, b)
     if b.is_array(x) or not is_float(like):
         return Tensor(x, device=b)
-    return Tensor._make(b.from_host(x, b.dtype_name(like.dtype)), b)
+    return Tensor.from_op(b.from_host(x, b.dtype_name(like.dtype)), b)
 
 
 def _refuse_foreign(x, backend) -> None:

@@ -37,11 +37,11 @@ def log_softmax_kernel(xp, x, axis):
 @floating
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     out, backward = kernel(x.backend, "softmax")(x.xp, x.data, axis)
-    return Tensor._make(out, x.backend, (x,), backward)
+    return Tensor.from_op(out, x.backend, (x,), backward)
 
 
 @op
 @floating
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     out, backward = kernel(x.backend, "log_softmax")(x.xp, x.data, axis)
-    return Tensor._make(out, x.backend, (x,), backward)
+    return Tensor.from_op(out, x.backend, (x,), backward)

@@ -55,4 +55,4 @@ def attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = True, scale: float
     scale = 1.0 / math.sqrt(hs) if scale is None else float(scale)
     mask = causal_mask(backend, tq, tk) if causal else None
     out, backward = kernel(backend, "attention")(q.xp, q.data, k.data, v.data, mask, scale)
-    return Tensor._make(out, backend, (q, k, v), backward)
+    return Tensor.from_op(out, backend, (q, k, v), backward)

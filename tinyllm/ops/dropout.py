@@ -20,4 +20,4 @@ def dropout(x: Tensor, p: float, rng: RandomStream | None = None, training: bool
     xp = x.xp
     keep = rng.keep_mask(x.backend, x.shape, p)
     mask = xp.astype(keep, x.dtype) * (1.0 / (1.0 - p))
-    return Tensor._make(x.data * mask, x.backend, (x,), lambda g: (g * mask,))
+    return Tensor.from_op(x.data * mask, x.backend, (x,), lambda g: (g * mask,))

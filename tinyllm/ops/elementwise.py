@@ -30,11 +30,11 @@ def add(a, b) -> Tensor:
     a, b, t = _binary(a, b)
     xp = t.xp
     if not isinstance(b, Tensor):
-        return Tensor._make(a.data + b, t.backend, (a,), lambda g: (g,))
+        return Tensor.from_op(a.data + b, t.backend, (a,), lambda g: (g,))
     if not isinstance(a, Tensor):
-        return Tensor._make(a + b.data, t.backend, (b,), lambda g: (g,))
+        return Tensor.from_op(a + b.data, t.backend, (b,), lambda g: (g,))
     sa, sb = a.shape, b.shape
-    return Tensor._make(a.data + b.data, t.backend, (a, b),
+    return Tensor.from_op(a.data + b.data, t.backend, (a, b),
                         lambda g: (unbroadcast(xp, g, sa), unbroadcast(xp, g, sb)))
 
 
@@ -43,11 +43,11 @@ def sub(a, b) -> Tensor:
     a, b, t = _binary(a, b)
     xp = t.xp
     if not isinstance(b, Tensor):
-        return Tensor._make(a.data - b, t.backend, (a,), lambda g: (g,))
+        return Tensor.from_op(a.data - b, t.backend, (a,), lambda g: (g,))
     if not isinstance(a, Tensor):
-        return Tensor._make(a - b.data, t.backend, (b,), lambda g: (-g,))
+        return Tensor.from_op(a - b.data, t.backend, (b,), lambda g: (-g,))
     sa, sb = a.shape, b.shape
-    return Tensor._make(a.data - b.data, t.backend, (a, b),
+    return Tensor.from_op(a.data - b.data, t.backend, (a, b),
                         lambda g: (unbroadcast(xp, g, sa), unbroadcast(xp, -g, sb)))
 
 
@@ -56,9 +56,9 @@ def mul(a, b) -> Tensor:
     a, b, t = _binary(a, b)
     xp = t.xp
     if not isinstance(b, Tensor):
-        return Tensor._make(a.data * b, t.backend, (a,), lambda g: (g * b,))
+        return Tensor.from_op(a.data * b, t.backend, (a,), lambda g: (g * b,))
     if not isinstance(a, Tensor):
-        return Tensor._make(a * b.data, t.backend, (b,), lambda g: (g * a,))
+        return Tensor.from_op(a * b.data, t.backend, (b,), lambda g: (g * a,))
     ad, bd = a.data, b.data
 
     def backward(g):
@@ -66,7 +66,7 @@ def mul(a, b) -> Tensor:
         gb = unbroadcast(xp, g * ad, bd.shape) if b.requires_grad else None
         return ga, gb
 
-    return Tensor._make(ad * bd, t.backend, (a, b), backward)
+    return Tensor.from_op(ad * bd, t.backend, (a, b), backward)
 
 
 @op
@@ -74,11 +74,11 @@ def div(a, b) -> Tensor:
     a, b, t = _binary(a, b, floats=True)
     xp = t.xp
     if not isinstance(b, Tensor):
-        return Tensor._make(a.data / b, t.backend, (a,), lambda g: (g / b,))
+        return Tensor.from_op(a.data / b, t.backend, (a,), lambda g: (g / b,))
     bd = b.data
     if not isinstance(a, Tensor):
         out = a / bd
-        return Tensor._make(out, t.backend, (b,), lambda g: (-g * out / bd,))
+        return Tensor.from_op(out, t.backend, (b,), lambda g: (-g * out / bd,))
     ad = a.data
     out = ad / bd
 
@@ -87,12 +87,12 @@ def div(a, b) -> Tensor:
         gb = unbroadcast(xp, -g * out / bd, bd.shape) if b.requires_grad else None
         return ga, gb
 
-    return Tensor._make(out, t.backend, (a, b), backward)
+    return Tensor.from_op(out, t.backend, (a, b), backward)
 
 
 @op
 def neg(x: Tensor) -> Tensor:
-    return Tensor._make(-x.data, x.backend, (x,), lambda g: (-g,))
+    return Tensor.from_op(-x.data, x.backend, (x,), lambda g: (-g,))
 
 
 @op
@@ -103,35 +103,35 @@ def pow(x: Tensor, p: float) -> Tensor:
         raise TypeError("pow takes a Python number as exponent; use exp(log(x) * y) for a tensor exponent")
     d = x.data
     p = float(p)
-    return Tensor._make(d ** p, x.backend, (x,), lambda g: (g * (p * d ** (p - 1.0)),))
+    return Tensor.from_op(d ** p, x.backend, (x,), lambda g: (g * (p * d ** (p - 1.0)),))
 
 
 @op
 @floating
 def exp(x: Tensor) -> Tensor:
     out = x.xp.exp(x.data)
-    return Tensor._make(out, x.backend, (x,), lambda g: (g * out,))
+    return Tensor.from_op(out, x.backend, (x,), lambda g: (g * out,))
 
 
 @op
 @floating
 def log(x: Tensor) -> Tensor:
     d = x.data
-    return Tensor._make(x.xp.log(d), x.backend, (x,), lambda g: (g / d,))
+    return Tensor.from_op(x.xp.log(d), x.backend, (x,), lambda g: (g / d,))
 
 
 @op
 @floating
 def sqrt(x: Tensor) -> Tensor:
     out = x.xp.sqrt(x.data)
-    return Tensor._make(out, x.backend, (x,), lambda g: (g * 0.5 / out,))
+    return Tensor.from_op(out, x.backend, (x,), lambda g: (g * 0.5 / out,))
 
 
 @op
 @floating
 def tanh(x: Tensor) -> Tensor:
     out = x.xp.tanh(x.data)
-    return Tensor._make(out, x.backend, (x,), lambda g: (g * (1.0 - out * out),))
+    return Tensor.from_op(out, x.backend, (x,), lambda g: (g * (1.0 - out * out),))
 
 
 @op
@@ -140,7 +140,7 @@ def sigmoid(x: Tensor) -> Tensor:
     xp = x.xp
     # 1 / (1 + exp(-x)) overflows exp for very negative x; the tanh form does not
     out = 0.5 * (xp.tanh(0.5 * x.data) + 1.0)
-    return Tensor._make(out, x.backend, (x,), lambda g: (g * out * (1.0 - out),))
+    return Tensor.from_op(out, x.backend, (x,), lambda g: (g * out * (1.0 - out),))
 
 
 @op
@@ -149,7 +149,7 @@ def relu(x: Tensor) -> Tensor:
     xp = x.xp
     d = x.data
     pos = d > 0
-    return Tensor._make(xp.where(pos, d, 0.0), x.backend, (x,), lambda g: (xp.where(pos, g, 0.0),))
+    return Tensor.from_op(xp.where(pos, d, 0.0), x.backend, (x,), lambda g: (xp.where(pos, g, 0.0),))
 
 
 _GELU_C = math.sqrt(2.0 / math.pi)
@@ -173,7 +173,7 @@ def gelu_kernel(xp, x):
 @floating
 def gelu(x: Tensor) -> Tensor:
     out, backward = kernel(x.backend, "gelu")(x.xp, x.data)
-    return Tensor._make(out, x.backend, (x,), backward)
+    return Tensor.from_op(out, x.backend, (x,), backward)
 
 
 @op
@@ -182,4 +182,4 @@ def cast(x: Tensor, dtype) -> Tensor:
     xp = x.xp
     src = x.dtype
     out = xp.astype(x.data, x.backend.dtype(dtype))
-    return Tensor._make(out, x.backend, (x,), lambda g: (xp.astype(g, src),))
+    return Tensor.from_op(out, x.backend, (x,), lambda g: (xp.astype(g, src),))

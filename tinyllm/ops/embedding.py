@@ -22,4 +22,4 @@ def embedding(weight: Tensor, idx) -> Tensor:
         gw = xp.zeros(w.shape, dtype=g.dtype, device=backend.device)
         return (backend.scatter_add(gw, flat, rows),)
 
-    return Tensor._make(out, backend, (weight,), backward)
+    return Tensor.from_op(out, backend, (weight,), backward)

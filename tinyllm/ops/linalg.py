@@ -44,5 +44,5 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     if a.ndim < 2 or b.ndim < 2:
         raise ValueError(f"matmul needs 2-D or batched operands, got shapes {a.shape} and {b.shape}")
     out, kernel_backward = kernel(like.backend, "matmul")(like.xp, a.data, b.data)
-    return Tensor._make(out, like.backend, (a, b),
+    return Tensor.from_op(out, like.backend, (a, b),
                         lambda g: kernel_backward(g, (a.requires_grad, b.requires_grad)))

@@ -62,7 +62,7 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None) -> T
         (dz,) = rows_backward(scale)
         return (xp.reshape(dz, shape),)
 
-    return Tensor._make(loss, backend, (logits,), backward)
+    return Tensor.from_op(loss, backend, (logits,), backward)
 
 
 @op
@@ -80,4 +80,4 @@ def mse_loss(pred: Tensor, target) -> Tensor:
         return (gp, -gp) if isinstance(target, Tensor) else (gp,)
 
     parents = (pred, target) if isinstance(target, Tensor) else (pred,)
-    return Tensor._make(xp.mean(diff * diff), pred.backend, parents, backward)
+    return Tensor.from_op(xp.mean(diff * diff), pred.backend, parents, backward)

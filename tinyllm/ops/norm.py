@@ -54,9 +54,9 @@ def _normed(x: Tensor, params: tuple, out, backward) -> Tensor:
     """The output Tensor; the kernel's gradients for absent (None) parameters are dropped."""
     parents = (x,) + tuple(p for p in params if p is not None)
     if len(parents) == 1 + len(params):
-        return Tensor._make(out, x.backend, parents, backward)
+        return Tensor.from_op(out, x.backend, parents, backward)
     keep = (True,) + tuple(p is not None for p in params)
-    return Tensor._make(out, x.backend, parents, lambda g: tuple(d for d, k in zip(backward(g), keep) if k))
+    return Tensor.from_op(out, x.backend, parents, lambda g: tuple(d for d, k in zip(backward(g), keep) if k))
 
 
 def _data(t):

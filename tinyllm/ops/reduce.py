@@ -15,7 +15,7 @@ def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     def backward(g):
         return (xp.broadcast_to(expand_reduced(xp, g, shape, axes, keepdims), shape),)
 
-    return Tensor._make(xp.sum(x.data, axis=axes, keepdims=keepdims), x.backend, (x,), backward)
+    return Tensor.from_op(xp.sum(x.data, axis=axes, keepdims=keepdims), x.backend, (x,), backward)
 
 
 @op
@@ -31,7 +31,7 @@ def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     def backward(g):
         return (xp.broadcast_to(expand_reduced(xp, g, shape, axes, keepdims) / n, shape),)
 
-    return Tensor._make(xp.mean(x.data, axis=axes, keepdims=keepdims), x.backend, (x,), backward)
+    return Tensor.from_op(xp.mean(x.data, axis=axes, keepdims=keepdims), x.backend, (x,), backward)
 
 
 @op
@@ -48,4 +48,4 @@ def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
         return (hit / count * expand_reduced(xp, g, d.shape, axes, keepdims),)
 
     out = m if keepdims else xp.reshape(m, tuple(s for i, s in enumerate(d.shape) if i not in axes))
-    return Tensor._make(out, x.backend, (x,), backward)
+    return Tensor.from_op(out, x.backend, (x,), backward)

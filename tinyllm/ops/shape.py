@@ -10,7 +10,7 @@ from .registry import op
 def reshape(x: Tensor, shape) -> Tensor:
     xp = x.xp
     src = x.shape
-    return Tensor._make(xp.reshape(x.data, tuple(shape)), x.backend, (x,), lambda g: (xp.reshape(g, src),))
+    return Tensor.from_op(xp.reshape(x.data, tuple(shape)), x.backend, (x,), lambda g: (xp.reshape(g, src),))
 
 
 @op
@@ -21,7 +21,7 @@ def permute(x: Tensor, axes) -> Tensor:
     for i, a in enumerate(axes):
         inv[a] = i
     inv = tuple(inv)
-    return Tensor._make(xp.permute_dims(x.data, axes), x.backend, (x,), lambda g: (xp.permute_dims(g, inv),))
+    return Tensor.from_op(xp.permute_dims(x.data, axes), x.backend, (x,), lambda g: (xp.permute_dims(g, inv),))
 
 
 @op
@@ -52,7 +52,7 @@ def getitem(x: Tensor, idx) -> Tensor:
         full[idx] = g
         return (full,)
 
-    return Tensor._make(d[idx], x.backend, (x,), backward)
+    return Tensor.from_op(d[idx], x.backend, (x,), backward)
 
 
 @op
@@ -71,7 +71,7 @@ def concat(tensors, axis: int = 0) -> Tensor:
             start += n
         return tuple(out)
 
-    return Tensor._make(xp.concat([t.data for t in tensors], axis=axis), tensors[0].backend, tuple(tensors), backward)
+    return Tensor.from_op(xp.concat([t.data for t in tensors], axis=axis), tensors[0].backend, tuple(tensors), backward)
 
 
 @op
@@ -94,7 +94,7 @@ def where(cond, a, b) -> Tensor:
             grads.append(unbroadcast(xp, xp.where(c, 0.0, g), b.shape))
         return tuple(grads)
 
-    return Tensor._make(out, like.backend, parents, backward)
+    return Tensor.from_op(out, like.backend, parents, backward)
 
 
 @op
@@ -103,4 +103,4 @@ def masked_fill(x: Tensor, mask, value: float) -> Tensor:
     xp = x.xp
     m = raw(mask, x.backend, "bool")
     out = xp.where(m, float(value), x.data)
-    return Tensor._make(out, x.backend, (x,), lambda g: (xp.where(m, 0.0, g),))
+    return Tensor.from_op(out, x.backend, (x,), lambda g: (xp.where(m, 0.0, g),))
