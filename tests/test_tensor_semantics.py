@@ -1,10 +1,14 @@
-"""Library tensors behave like NumPy where NumPy is clear, and the same on every backend (issue 14.11,
-issue 13.9): truth values, None, mixing with NumPy arrays, integer dtypes, gradients on integers."""
+"""Library tensors behave like NumPy where NumPy is clear, and the same on every backend: truth values,
+None, mixing with NumPy arrays, integer dtypes (float ops promote to float32), gradients on integers, and
+shape errors that name the op and its operands' shapes."""
 import numpy as np
 import pytest
 
 import tinyllm
 from tinyllm import Tensor
+from tinyllm import ops as F
+from tinyllm.ops import ShapeError
+from tinyllm.random import RandomStream
 
 
 def test_bool_of_a_tensor_with_several_elements_is_ambiguous(backend):
@@ -48,7 +52,22 @@ INT_CASES = [
     ("int + int", lambda t: t + t, "int64"), ("int * 3", lambda t: t * 3, "int64"),
     ("-int", lambda t: -t, "int64"), ("sum", lambda t: t.sum(), "int64"), ("max", lambda t: t.max(), "int64"),
     ("matmul", lambda t: t.reshape(2, 2) @ t.reshape(2, 2), "int64"),
+    # the float ops beyond the elementwise ones: layer ops, losses, attention, dropout, mixed matmul
+    ("layer_norm", lambda t: F.layer_norm(t.reshape(2, 2)), "float32"),
+    ("rms_norm", lambda t: F.rms_norm(t.reshape(2, 2)), "float32"),
+    ("mse_loss", lambda t: F.mse_loss(t, [1, 1, 1, 1]), "float32"),
+    ("cross_entropy", lambda t: F.cross_entropy(t.reshape(2, 2), [0, 1]), "float32"),
+    ("attention", lambda t: F.attention(*[t.reshape(1, 1, 2, 2)] * 3), "float32"),
+    ("dropout", lambda t: F.dropout(t, 0.5, RandomStream(seed=1)), "float32"),
+    ("int @ float", lambda t: t.reshape(2, 2) @ tinyllm.tensor([[0.5], [1.0]], device=t.backend), "float32"),
+    ("where(c, int, 0.5)", lambda t: F.where(_gt2(t), t, 0.5), "float32"),
+    ("masked_fill(int, 0.5)", lambda t: F.masked_fill(t, _gt2(t), 0.5), "float32"),
+    ("masked_fill(int, 7)", lambda t: F.masked_fill(t, _gt2(t), 7), "int64"),
 ]
+
+
+def _gt2(t):
+    return t.backend.from_host([False, False, True, True], "bool")
 
 
 @pytest.mark.parametrize("name, f, dtype", INT_CASES, ids=[c[0] for c in INT_CASES])
@@ -71,3 +90,31 @@ def test_requires_grad_on_an_integer_tensor_raises(backend, data, dtype):
     with pytest.raises(TypeError, match="only float tensors"):
         tinyllm.tensor(data, device=backend, dtype=dtype, requires_grad=True)
     assert tinyllm.tensor([1, 2], device=backend, dtype="float32", requires_grad=True).requires_grad
+
+
+# -- incompatible shapes: one error naming the op and the shapes ---------------------------------------
+
+def _t(backend, *shape):
+    return tinyllm.tensor(backend.rng(0).normal(shape), device=backend)
+
+
+SHAPE_CASES = [
+    ("matmul", lambda b: _t(b, 2, 2) @ _t(b, 1, 3), "matmul: (2, 2) @ (1, 3)"),
+    ("matmul-folded", lambda b: _t(b, 2, 3, 4) @ _t(b, 6, 5), "matmul: (2, 3, 4) @ (6, 5)"),  # was silently reshaped
+    ("matmul-batch", lambda b: _t(b, 2, 2, 3) @ _t(b, 3, 3, 2), "matmul: (2, 2, 3) @ (3, 3, 2): the batch axes"),
+    ("add", lambda b: _t(b, 2, 3) + _t(b, 2), "add: shapes (2, 3) and (2,) do not broadcast"),
+    ("sub", lambda b: _t(b, 4) - _t(b, 3), "sub: shapes (4,) and (3,)"),
+    ("mul", lambda b: _t(b, 2, 3) * [1.0, 2.0], "mul: shapes (2, 3) and (2,)"),
+    ("div", lambda b: _t(b, 3) / _t(b, 2, 2), "div: shapes (3,) and (2, 2)"),
+    ("concat", lambda b: F.concat([_t(b, 1, 3), _t(b, 2, 2)]), "concat: shapes (1, 3), (2, 2)"),
+    ("reshape", lambda b: _t(b, 3).reshape(2, 2), "reshape: (3,) -> (2, 2)"),
+    ("mse_loss", lambda b: F.mse_loss(_t(b, 3), _t(b, 2)), "mse_loss: shapes (3,) and (2,)"),
+]
+
+
+@pytest.mark.parametrize("name, f, message", SHAPE_CASES, ids=[c[0] for c in SHAPE_CASES])
+def test_incompatible_shapes_name_the_op_and_both_shapes(backend, name, f, message):
+    with pytest.raises(ShapeError) as e:
+        f(backend)
+    assert str(e.value).startswith(message), str(e.value)
+    assert isinstance(e.value, ValueError)  # callers catching ValueError still do

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from .. import ops as F
-from ..ops._util import raw
+from ..ops import device_array
 from ..nn import Block, Embedding, Linear, Module, ModuleList
 from ..nn.layers import make_norm_layer
 from .base import ModelConfig, model_backend
@@ -72,7 +72,7 @@ class GPT(Module):
         """
         be = self.wte.weight.backend
         xp = be.xp
-        i = raw(idx, be, "int64")
+        i = device_array(idx, be, "int64")
         B, T = i.shape
         if pos + T > self.config.block_size:
             raise ValueError(f"sequence of {pos + T} tokens is longer than block_size {self.config.block_size}")

@@ -1,4 +1,4 @@
-"""Helpers shared by the ops: lifting operands, integer promotion, undoing broadcasts."""
+"""Helpers shared by the ops: lifting operands, integer promotion, undoing broadcasts, shape errors."""
 from __future__ import annotations
 
 import functools
@@ -6,6 +6,7 @@ import functools
 from backends import DeviceError, backend_of
 
 from ..tensor import Tensor
+from .errors import ShapeError
 
 
 def is_float(t: Tensor) -> bool:
@@ -58,7 +59,7 @@ def _refuse_foreign(x, backend) -> None:
                           f"move it first, e.g. tinyllm.tensor(array, device={backend.name!r})")
 
 
-def raw(x, backend, dtype: str):
+def device_array(x, backend, dtype: str):
     """The device array behind a Tensor, a device array, or a host object (converted as dtype).
     An array on another device is refused: moving it is explicit (Tensor.to)."""
     if isinstance(x, Tensor):
@@ -96,3 +97,14 @@ def expand_reduced(xp, g, shape, axes, keepdims):
     if not keepdims:
         g = xp.reshape(g, tuple(1 if i in axes else s for i, s in enumerate(shape)))
     return g
+
+
+def shape_of(x) -> tuple:
+    """The shape of a Tensor or array; () for a Python number."""
+    return tuple(getattr(x, "shape", ()))
+
+
+def broadcast_error(name: str, *operands) -> ShapeError:
+    """`add: shapes (2, 3) and (4,) do not broadcast`."""
+    shapes = " and ".join(str(shape_of(x)) for x in operands)
+    return ShapeError(f"{name}: shapes {shapes} do not broadcast")

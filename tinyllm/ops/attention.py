@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from ..tensor import Tensor
+from ._util import as_float
 from .activation import softmax_data
 from .kernels import kernel, reference
 from .registry import op
@@ -50,6 +51,8 @@ def attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = True, scale: float
 
     q (B, nh, Tq, hs), k and v (B, nh, Tk, hs) -> (B, nh, Tq, hs).
     """
+    q = as_float(q)  # integer inputs: float32
+    k, v = as_float(k, q), as_float(v, q)
     backend = q.backend
     tq, tk, hs = q.shape[-2], k.shape[-2], q.shape[-1]
     scale = 1.0 / math.sqrt(hs) if scale is None else float(scale)

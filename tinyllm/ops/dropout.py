@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from ..random import RandomStream
 from ..tensor import Tensor
+from ._util import floating
 from .registry import op
 
 
 @op
+@floating
 def dropout(x: Tensor, p: float, rng: RandomStream | None = None, training: bool = True) -> Tensor:
     """rng: the RandomStream to draw the mask from (None: a fresh, unpredictable one);
     identity when not training or p == 0."""

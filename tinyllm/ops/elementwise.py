@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import math
+import operator
 
 from ..tensor import Tensor
-from ._util import as_float, floating, is_float, lift, unbroadcast
+from ._util import as_float, broadcast_error, floating, is_float, lift, unbroadcast
 from .kernels import kernel, reference
 from .registry import op
 
 
-def _binary(a, b, floats: bool = False):
-    """Lift operands: at least one is a Tensor; a Python number stays a number. When the result is a
-    float (a float operand, or floats=True for division), integer tensors are promoted to float."""
+def operands(a, b, floats: bool = False):
+    """Lift both operands, once: at least one is a Tensor; a Python number stays a number. When the
+    result is a float (a float operand, or floats=True for division), integer tensors become float.
+    -> (a, b, the Tensor whose backend and dtype the result takes)."""
     like = a if isinstance(a, Tensor) else b
     a, b = lift(a, like), lift(b, like)
     ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
@@ -25,69 +27,44 @@ def _binary(a, b, floats: bool = False):
     return a, b, a if ta else b
 
 
+def _binary(name: str, fn, a, b, grad_a, grad_b, floats: bool = False) -> Tensor:
+    """out = fn(x, y) over the operands' values (an array, or a Python number); grad_a(g, x, y, out)
+    and grad_b(...) give each Tensor operand's gradient before broadcasting is undone."""
+    a, b, like = operands(a, b, floats)
+    x = a.data if isinstance(a, Tensor) else a
+    y = b.data if isinstance(b, Tensor) else b
+    try:
+        out = fn(x, y)
+    except ValueError:
+        raise broadcast_error(name, a, b) from None
+    xp = like.xp
+    pairs = tuple((t, d) for t, d in ((a, grad_a), (b, grad_b)) if isinstance(t, Tensor))
+
+    def backward(g):
+        return tuple(unbroadcast(xp, d(g, x, y, out), t.shape) if t.requires_grad else None for t, d in pairs)
+
+    return Tensor.from_op(out, like.backend, tuple(t for t, _ in pairs), backward)
+
+
 @op
 def add(a, b) -> Tensor:
-    a, b, t = _binary(a, b)
-    xp = t.xp
-    if not isinstance(b, Tensor):
-        return Tensor.from_op(a.data + b, t.backend, (a,), lambda g: (g,))
-    if not isinstance(a, Tensor):
-        return Tensor.from_op(a + b.data, t.backend, (b,), lambda g: (g,))
-    sa, sb = a.shape, b.shape
-    return Tensor.from_op(a.data + b.data, t.backend, (a, b),
-                        lambda g: (unbroadcast(xp, g, sa), unbroadcast(xp, g, sb)))
+    return _binary("add", operator.add, a, b, lambda g, x, y, out: g, lambda g, x, y, out: g)
 
 
 @op
 def sub(a, b) -> Tensor:
-    a, b, t = _binary(a, b)
-    xp = t.xp
-    if not isinstance(b, Tensor):
-        return Tensor.from_op(a.data - b, t.backend, (a,), lambda g: (g,))
-    if not isinstance(a, Tensor):
-        return Tensor.from_op(a - b.data, t.backend, (b,), lambda g: (-g,))
-    sa, sb = a.shape, b.shape
-    return Tensor.from_op(a.data - b.data, t.backend, (a, b),
-                        lambda g: (unbroadcast(xp, g, sa), unbroadcast(xp, -g, sb)))
+    return _binary("sub", operator.sub, a, b, lambda g, x, y, out: g, lambda g, x, y, out: -g)
 
 
 @op
 def mul(a, b) -> Tensor:
-    a, b, t = _binary(a, b)
-    xp = t.xp
-    if not isinstance(b, Tensor):
-        return Tensor.from_op(a.data * b, t.backend, (a,), lambda g: (g * b,))
-    if not isinstance(a, Tensor):
-        return Tensor.from_op(a * b.data, t.backend, (b,), lambda g: (g * a,))
-    ad, bd = a.data, b.data
-
-    def backward(g):
-        ga = unbroadcast(xp, g * bd, ad.shape) if a.requires_grad else None
-        gb = unbroadcast(xp, g * ad, bd.shape) if b.requires_grad else None
-        return ga, gb
-
-    return Tensor.from_op(ad * bd, t.backend, (a, b), backward)
+    return _binary("mul", operator.mul, a, b, lambda g, x, y, out: g * y, lambda g, x, y, out: g * x)
 
 
 @op
 def div(a, b) -> Tensor:
-    a, b, t = _binary(a, b, floats=True)
-    xp = t.xp
-    if not isinstance(b, Tensor):
-        return Tensor.from_op(a.data / b, t.backend, (a,), lambda g: (g / b,))
-    bd = b.data
-    if not isinstance(a, Tensor):
-        out = a / bd
-        return Tensor.from_op(out, t.backend, (b,), lambda g: (-g * out / bd,))
-    ad = a.data
-    out = ad / bd
-
-    def backward(g):
-        ga = unbroadcast(xp, g / bd, ad.shape) if a.requires_grad else None
-        gb = unbroadcast(xp, -g * out / bd, bd.shape) if b.requires_grad else None
-        return ga, gb
-
-    return Tensor.from_op(out, t.backend, (a, b), backward)
+    return _binary("div", operator.truediv, a, b, lambda g, x, y, out: g / y, lambda g, x, y, out: -g * out / y,
+                   floats=True)
 
 
 @op

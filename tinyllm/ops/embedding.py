@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
-from ._util import raw
+from ._util import device_array
 from .registry import op
 
 
@@ -11,7 +11,7 @@ def embedding(weight: Tensor, idx) -> Tensor:
     """weight[idx] for an integer array idx of any shape -> idx.shape + (C,)."""
     xp = weight.xp
     w = weight.data
-    i = raw(idx, weight.backend, "int64")
+    i = device_array(idx, weight.backend, "int64")
     flat = xp.reshape(i, (-1,))
     # strict refuses W[idx] on 2-D arrays; take + reshape works everywhere
     out = xp.reshape(xp.take(w, flat, axis=0), tuple(i.shape) + tuple(w.shape[1:]))

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
-from ._util import lift, unbroadcast
+from ._util import as_float, is_float, lift, unbroadcast
+from .errors import ShapeError
 from .kernels import kernel, reference
 from .registry import op
 
@@ -42,7 +43,14 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     like = a if isinstance(a, Tensor) else b
     a, b = lift(a, like), lift(b, like)
     if a.ndim < 2 or b.ndim < 2:
-        raise ValueError(f"matmul needs 2-D or batched operands, got shapes {a.shape} and {b.shape}")
-    out, kernel_backward = kernel(like.backend, "matmul")(like.xp, a.data, b.data)
-    return Tensor.from_op(out, like.backend, (a, b),
+        raise ShapeError(f"matmul: {a.shape} @ {b.shape}: needs 2-D or batched operands")
+    if a.shape[-1] != b.shape[-2]:
+        raise ShapeError(f"matmul: {a.shape} @ {b.shape}: the inner sizes {a.shape[-1]} and {b.shape[-2]} differ")
+    if is_float(a) != is_float(b):  # an integer operand takes the float one's dtype
+        a, b = (as_float(a, b), b) if is_float(b) else (a, as_float(b, a))
+    try:
+        out, kernel_backward = kernel(like.backend, "matmul")(like.xp, a.data, b.data)
+    except ValueError:
+        raise ShapeError(f"matmul: {a.shape} @ {b.shape}: the batch axes do not broadcast") from None
+    return Tensor.from_op(out, a.backend, (a, b),
                         lambda g: kernel_backward(g, (a.requires_grad, b.requires_grad)))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
-from ._util import lift, raw
+from ._util import as_float, broadcast_error, device_array, floating, lift
 from .kernels import kernel, reference
 from .registry import op
 
@@ -25,6 +25,7 @@ def cross_entropy_kernel(xp, z, t):
 
 
 @op
+@floating
 def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None) -> Tensor:
     """Mean over targets of -log softmax(logits)[target].
 
@@ -35,7 +36,7 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None) -> T
     backend = logits.backend
     v = logits.shape[-1]
     z = xp.reshape(logits.data, (-1, v))  # (N, V)
-    t = raw(targets, backend, "int64")
+    t = device_array(targets, backend, "int64")
     t = xp.reshape(t, (-1,))  # (N,)
     if t.shape[0] != z.shape[0]:
         raise ValueError(f"cross_entropy: {z.shape[0]} rows of logits but {t.shape[0]} targets")
@@ -66,11 +67,17 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None) -> T
 
 
 @op
+@floating
 def mse_loss(pred: Tensor, target) -> Tensor:
     """Mean of (pred - target)^2; target gets a gradient too if it needs one."""
     target = lift(target, pred)
+    if isinstance(target, Tensor):
+        target = as_float(target, pred)
     xp = pred.xp
-    diff = pred.data - (target.data if isinstance(target, Tensor) else target)
+    try:
+        diff = pred.data - (target.data if isinstance(target, Tensor) else target)
+    except ValueError:
+        raise broadcast_error("mse_loss", pred, target) from None
     n = 1
     for s in diff.shape:
         n *= s

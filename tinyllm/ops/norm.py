@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
+from ._util import floating
 from .kernels import kernel, reference
 from .registry import op
 
@@ -64,12 +65,14 @@ def _data(t):
 
 
 @op
+@floating
 def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     out, backward = kernel(x.backend, "layer_norm")(x.xp, x.data, _data(weight), _data(bias), eps)
     return _normed(x, (weight, bias), out, backward)
 
 
 @op
+@floating
 def rms_norm(x: Tensor, weight: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     out, backward = kernel(x.backend, "rms_norm")(x.xp, x.data, _data(weight), eps)
     return _normed(x, (weight,), out, backward)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
-from ._util import lift, raw, unbroadcast
+from ._util import as_float, broadcast_error, device_array, is_float, unbroadcast
+from .elementwise import operands
+from .errors import ShapeError
 from .registry import op
 
 
@@ -10,7 +12,11 @@ from .registry import op
 def reshape(x: Tensor, shape) -> Tensor:
     xp = x.xp
     src = x.shape
-    return Tensor.from_op(xp.reshape(x.data, tuple(shape)), x.backend, (x,), lambda g: (xp.reshape(g, src),))
+    try:
+        out = xp.reshape(x.data, tuple(shape))
+    except ValueError:
+        raise ShapeError(f"reshape: {src} -> {tuple(shape)}: {x.size} elements do not fit") from None
+    return Tensor.from_op(out, x.backend, (x,), lambda g: (xp.reshape(g, src),))
 
 
 @op
@@ -71,19 +77,26 @@ def concat(tensors, axis: int = 0) -> Tensor:
             start += n
         return tuple(out)
 
-    return Tensor.from_op(xp.concat([t.data for t in tensors], axis=axis), tensors[0].backend, tuple(tensors), backward)
+    try:
+        out = xp.concat([t.data for t in tensors], axis=axis)
+    except ValueError:
+        shapes = ", ".join(str(t.shape) for t in tensors)
+        raise ShapeError(f"concat: shapes {shapes} differ off axis {axis}") from None
+    return Tensor.from_op(out, tensors[0].backend, tuple(tensors), backward)
 
 
 @op
 def where(cond, a, b) -> Tensor:
     """cond ? a : b, elementwise with broadcasting; cond gets no gradient."""
-    like = a if isinstance(a, Tensor) else b
-    a, b = lift(a, like), lift(b, like)
+    a, b, like = operands(a, b)
     xp = like.xp
-    c = raw(cond, like.backend, "bool")
+    c = device_array(cond, like.backend, "bool")
     ad = a.data if isinstance(a, Tensor) else a
     bd = b.data if isinstance(b, Tensor) else b
-    out = xp.where(c, ad, bd)
+    try:
+        out = xp.where(c, ad, bd)
+    except ValueError:
+        raise broadcast_error("where", c, a, b) from None
     parents = tuple(t for t in (a, b) if isinstance(t, Tensor))
 
     def backward(g):
@@ -100,7 +113,13 @@ def where(cond, a, b) -> Tensor:
 @op
 def masked_fill(x: Tensor, mask, value: float) -> Tensor:
     """x with `value` where mask is true (mask broadcasts against x)."""
+    if isinstance(value, float):
+        x = as_float(x)  # an integer x filled with a float becomes float32
+    fill = float(value) if is_float(x) else value
     xp = x.xp
-    m = raw(mask, x.backend, "bool")
-    out = xp.where(m, float(value), x.data)
+    m = device_array(mask, x.backend, "bool")
+    try:
+        out = xp.where(m, fill, x.data)
+    except ValueError:
+        raise broadcast_error("masked_fill", m, x) from None
     return Tensor.from_op(out, x.backend, (x,), lambda g: (xp.where(m, 0.0, g),))
