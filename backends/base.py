@@ -91,7 +91,7 @@ class Backend:
         self.device = device
         self.fast = None
         self.stats = TransferStats()
-        self._cache: dict = {}
+        self.cache: dict = {}  # small constant arrays the ops keep per device (causal masks), by key
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r})"

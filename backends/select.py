@@ -12,7 +12,7 @@ VALID_FORMS = ('"auto", "cpu", "cuda", "cuda:N" (N = GPU index), "strict" or "st
                '(N = 1, 2: array-api-strict\'s other devices)')
 STRICT_DEVICES = 3  # strict (= strict:0), strict:1, strict:2: array-api-strict's CPU_DEVICE, device1, device2
 
-_instances: dict[str, Backend] = {}
+_instances: dict[str, Backend] = {}  # name -> the one Backend of that device in this process
 
 
 def _parse(spec: str) -> tuple[str, int]:
@@ -104,6 +104,24 @@ def get_backend(spec: "str | Backend" = "auto", fallback: bool = True) -> Backen
             print(f"warning: {msg}. Falling back to cpu.", file=sys.stderr)
             return _make("cpu", 0)
     return _make(kind, index)
+
+
+def registered() -> dict[str, Backend]:
+    """{name: Backend} for the backends made (or registered) so far in this process; a copy."""
+    return dict(_instances)
+
+
+def register(backend: Backend) -> Backend:
+    """Make get_backend(backend.name) return `backend` from now on (a device of your own, or a
+    simulated one), in place of any backend of that name made before."""
+    _instances[backend.name] = backend
+    return backend
+
+
+def forget(name: str) -> Backend | None:
+    """Drop the backend called `name` (returned, or None if there was none): the next
+    get_backend(name) makes a new one."""
+    return _instances.pop(name, None)
 
 
 def backend_of(array) -> Backend | None:

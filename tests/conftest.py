@@ -33,3 +33,16 @@ BACKENDS = [_param(n) for n in SELECTED]
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     return get_backend(request.param, fallback=False)
+
+
+@pytest.fixture
+def isolated_backends():
+    """Backends a test makes, registers or forgets are undone afterwards (backends.select's public registry)."""
+    from backends import select
+
+    before = select.registered()
+    yield
+    for name in select.registered():
+        select.forget(name)
+    for b in before.values():
+        select.register(b)

@@ -146,11 +146,8 @@ SIM_CUPY = types.SimpleNamespace(cuda=types.SimpleNamespace(Device=Device), ndar
 
 
 @pytest.fixture
-def two_gpus(monkeypatch):
-    monkeypatch.setattr(select, "_instances", dict(select._instances))
-    bs = [CUDABackend(i, cupy=SIM_CUPY, xp=SimNamespace()) for i in (0, 1)]
-    for b in bs:
-        select._instances[b.name] = b
+def two_gpus(isolated_backends):
+    bs = [select.register(CUDABackend(i, cupy=SIM_CUPY, xp=SimNamespace())) for i in (0, 1)]
     _current[0] = 0
     _allocated.clear()
     return bs

@@ -35,13 +35,12 @@ def test_a_strict_device_that_does_not_exist_names_those_that_do():
 
 
 @pytest.fixture
-def fake_cupy(monkeypatch):
+def fake_cupy(monkeypatch, isolated_backends):
     """Install a fake `cupy` module (driver present, libraries found); the test sets how its driver calls behave."""
     mod = types.ModuleType("cupy")
     mod.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(driverGetVersion=lambda: 12040))
     monkeypatch.setitem(sys.modules, "cupy", mod)
     monkeypatch.setattr(cuda, "missing_libraries", lambda: [])
-    monkeypatch.setattr(select, "_instances", dict(select._instances))
     return mod
 
 

@@ -83,8 +83,10 @@ def test_a_parameter_moved_after_its_optimizer_is_refused():
 
 # -- array-api-strict not installed ------------------------------------------------------------------
 
-def test_strict_without_array_api_strict_is_one_line(monkeypatch):
-    monkeypatch.setattr(select, "_instances", {k: v for k, v in select._instances.items() if not k.startswith("strict")})
+def test_strict_without_array_api_strict_is_one_line(monkeypatch, isolated_backends):
+    for name in select.registered():
+        if name.startswith("strict"):
+            select.forget(name)
     monkeypatch.setitem(sys.modules, "array_api_strict", None)
     monkeypatch.delitem(sys.modules, "backends.strict", raising=False)
     with pytest.raises(DeviceError) as e:

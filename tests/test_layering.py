@@ -1,6 +1,7 @@
 """The two floors: only backends/ may import an array library."""
 import ast
 import pathlib
+import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FORBIDDEN = {"numpy", "cupy", "cupyx", "array_api_strict"}
@@ -27,3 +28,100 @@ def test_backends_never_import_tinyllm():
     bad = [f"{p.relative_to(ROOT)}:{line}" for p in sorted((ROOT / "backends").rglob("*.py"))
            for mod, line in _imports(p) if mod == "tinyllm"]
     assert not bad, bad
+
+
+# -- no private names across packages ------------------------------------------------------------------
+# A package (a directory: tinyllm/ops, tinyllm/nn, backends, scripts, ...) uses another's public names
+# only: no `from ..ops._util import raw`, no `select._instances`, no `backend._cache`. Tests may reach in.
+
+PRODUCTION = ("tinyllm", "backends", "scripts")
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _package(path) -> str:
+    return ".".join(path.relative_to(ROOT).parts[:-1])
+
+
+def _module_package(module: str, importer: str) -> str:
+    """The package holding `module` (a dotted name; a bare sibling name when scripts import their helpers)."""
+    if "." not in module and (ROOT.joinpath(*importer.split(".")) / f"{module}.py").exists():
+        return importer
+    parts = module.split(".")
+    return module if ROOT.joinpath(*parts).is_dir() else ".".join(parts[:-1]) or module
+
+
+def _absolute(node, package: str) -> str:
+    if node.level == 0:
+        return node.module
+    base = package.split(".")[:len(package.split(".")) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def private_crossings(files) -> list:
+    """`file:line what` for each private name one package takes from another: imported (`from a._b
+    import c`, `from a import _c`), read off an imported name (`mod._x`, `Cls._x`), or read off an
+    object where only another package defines that name (`backend._cache`)."""
+    trees = {p: ast.parse(p.read_text(), filename=str(p)) for p in files}
+    defined = {}  # package -> the private names its files define (functions, classes, attributes, slots)
+    for p, tree in trees.items():
+        names = defined.setdefault(_package(p), set())
+        for n in ast.walk(tree):
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(n.name)
+            elif isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store):
+                names.add(n.attr)
+            elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                names.add(n.id)
+            elif isinstance(n, ast.Constant) and isinstance(n.value, str) and _private(n.value):
+                names.add(n.value)  # __slots__ entries
+    anywhere = set().union(*defined.values())
+    bad = []
+    for p, tree in trees.items():
+        pkg, where, origin = _package(p), p.relative_to(ROOT), {}
+        for n in ast.walk(tree):
+            if isinstance(n, ast.ImportFrom):
+                module = _absolute(n, pkg)
+                for a in n.names:
+                    whole = f"{module}.{a.name}"
+                    is_module = ROOT.joinpath(*whole.split(".")).with_suffix(".py").exists()
+                    src = _module_package(whole if is_module else module, pkg)
+                    origin[a.asname or a.name] = src
+                    if src != pkg and (_private(a.name) or any(map(_private, module.split(".")))):
+                        bad.append(f"{where}:{n.lineno} from {module} import {a.name}")
+            elif isinstance(n, ast.Import):
+                for a in n.names:
+                    origin[a.asname or a.name.split(".")[0]] = _module_package(a.name, pkg)
+                    if any(map(_private, a.name.split("."))):
+                        bad.append(f"{where}:{n.lineno} import {a.name}")
+        for n in ast.walk(tree):
+            if not (isinstance(n, ast.Attribute) and _private(n.attr)):
+                continue
+            v = n.value
+            if isinstance(v, ast.Name) and origin.get(v.id, pkg) != pkg:
+                bad.append(f"{where}:{n.lineno} {v.id}.{n.attr}")
+            elif not (isinstance(v, ast.Name) and v.id in ("self", "cls")) \
+                    and n.attr in anywhere and n.attr not in defined[pkg]:
+                bad.append(f"{where}:{n.lineno} ._{n.attr.lstrip('_')} (defined in another package)")
+    return bad
+
+
+def test_no_private_names_cross_packages():
+    files = [p for d in PRODUCTION for p in sorted((ROOT / d).rglob("*.py"))]
+    bad = private_crossings(files)
+    assert not bad, "use (or add) a public name instead:\n" + "\n".join(bad)
+
+
+def test_the_private_name_check_finds_each_kind(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "_util.py").write_text("def raw(): pass\n")
+    (tmp_path / "a" / "mod.py").write_text("_table = {}\nclass K:\n    def __init__(self):\n        self._cache = {}\n")
+    (tmp_path / "b" / "use.py").write_text(
+        "from a._util import raw\nfrom a.mod import _table\nfrom a import mod\nmod._table\ndef f(k):\n    return k._cache\n")
+    (tmp_path / "a" / "ok.py").write_text("from ._util import raw\nfrom .mod import _table\n")  # one package: fine
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    bad = private_crossings(sorted(tmp_path.rglob("*.py")))
+    assert [b.split(" ", 1)[0] for b in bad] == ["b/use.py:1", "b/use.py:2", "b/use.py:4", "b/use.py:6"], bad

@@ -120,11 +120,11 @@ class Module:
                 raise ValueError(f"state dict tensor {n!r} has shape {tuple(a.shape)}, the model expects {p.shape}")
         for n, p in params.items():
             with p.backend.activate():
-                p.data[...] = _here(state[n], p)  # in place: an optimizer's flat buffer keeps its views
+                p.data[...] = as_param_array(state[n], p)  # in place: an optimizer's flat buffer keeps its views
             p.grad = None
 
 
-def _here(a, p: Parameter):
+def as_param_array(a, p: Parameter):
     """a (a host array, or an array on any device) as an array on p's device with p's dtype."""
     b = p.backend
     if not b.is_array(a):

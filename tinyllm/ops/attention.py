@@ -17,12 +17,12 @@ def causal_mask(backend, tq: int, tk: int):
     The one mask cache: fused kernels get their mask from here.
     """
     key = ("causal", tq, tk)
-    m = backend._cache.get(key)
+    m = backend.cache.get(key)
     if m is None:
         xp = backend.xp
         i = xp.arange(tq, device=backend.device)[:, None] + (tk - tq)
         j = xp.arange(tk, device=backend.device)[None, :]
-        m = backend._cache[key] = j <= i
+        m = backend.cache[key] = j <= i
     return m
 
 

@@ -130,13 +130,13 @@ class Optimizer:
                 raise ValueError(f"optimizer state {key!r} has shape {tuple(a.shape)}, parameter has {params[i].shape}")
             parsed.append((i, k, a))
         if self.flat is not None:
-            from ..nn.module import _here
+            from ..nn.module import as_param_array
 
             with self.flat.backend.activate():
                 self.state = {}
                 self._make_state()
                 for i, k, a in parsed:
-                    self.flat.view(self.state[k], i)[...] = _here(a, params[i])
+                    self.flat.view(self.state[k], i)[...] = as_param_array(a, params[i])
         self.step_count = int(step_count)
 
 
