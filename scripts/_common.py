@@ -132,7 +132,7 @@ def nll_of_lines(model, seqs: list, backend, T: int, batch: int = 512) -> float:
             chunk = seqs[i:i + batch]
             xs, ys = padded_batch(chunk, T)
             n = sum(len(s) - 1 for s in chunk)
-            logits = model(backend.from_host(xs, "int64"))
+            logits, _ = model(backend.from_host(xs, "int64"))
             loss = ops.cross_entropy(logits, backend.from_host(ys, "int64"), ignore_index=IGNORE)
             total += loss.item() * n
             count += n

@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     for step in range(args.steps):
         pick = rng.sample(range(len(train)), args.batch)
         xs, ys = padded_batch([train[i] for i in pick], BLOCK - 1, loss_from=[answer_at[i] for i in pick])
-        logits = model(backend.from_host(xs, "int64"))  # (B, T, V)
+        logits, _ = model(backend.from_host(xs, "int64"))  # (B, T, V)
         loss = ops.cross_entropy(logits, backend.from_host(ys, "int64"), ignore_index=IGNORE)
         opt.zero_grad()
         loss.backward()

@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     log = LossLog(args.steps)
     for step in range(args.steps):
         xs, ys = padded_batch(rng.sample(train, args.batch), BLOCK)
-        logits = model(backend.from_host(xs, "int64"))  # (B, T, V)
+        logits, _ = model(backend.from_host(xs, "int64"))  # (B, T, V)
         loss = ops.cross_entropy(logits, backend.from_host(ys, "int64"), ignore_index=IGNORE)
         opt.zero_grad()
         loss.backward()

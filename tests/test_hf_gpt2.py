@@ -59,6 +59,8 @@ def model_of(backend="cpu", seed=0, **kw):
 
 
 def host(a):
+    if isinstance(a, tuple):  # a model's (logits, loss): the logits
+        a = a[0]
     return np.asarray(a.backend.to_host(a.data) if hasattr(a, "backend") else a)
 
 

@@ -16,7 +16,9 @@ def host_state(model):
 
 def logits(model, ids):
     with no_grad():
-        return model.backend.to_host(model(model.backend.from_host(ids, "int64")).data)
+        logits, loss = model(model.backend.from_host(ids, "int64"))
+        assert loss is None  # no targets: every model returns (logits, None)
+        return model.backend.to_host(logits.data)
 
 
 IDS = [[1, 2, 3, 4, 5], [7, 0, 12, 3, 3]]
@@ -92,6 +94,46 @@ def test_dropout_train_eval_and_seeded(backend):
     assert set(np.unique(y1).tolist()) <= {0.0, 2.0} and 0 < (y1 == 0).mean() < 1
     d1.eval()
     np.testing.assert_array_equal(backend.to_host(d1(x).data), np.ones((4, 50)))
+
+
+def test_layers_built_without_an_rng_differ_and_repeat_after_manual_seed():
+    import tinyllm
+    from tinyllm.nn import Block, Embedding
+
+    def build():
+        return [Linear(8, 8), Linear(8, 8), Embedding(5, 8), Block(GPTConfig(**TINY))]
+
+    tinyllm.manual_seed(3)
+    first = build()
+    a, b = (layer.weight.numpy() for layer in first[:2])
+    assert not np.allclose(a, b)  # were identical: each hand-built layer was seeded with 0
+    tinyllm.manual_seed(3)
+    again = build()
+    for x, y in zip(first, again):
+        for (n, p), (_, q) in zip(x.named_parameters(), y.named_parameters()):
+            np.testing.assert_array_equal(p.numpy(), q.numpy(), err_msg=n)
+    tinyllm.manual_seed(4)
+    assert not np.allclose(Linear(8, 8).weight.numpy(), a)
+
+
+def test_dropout_without_a_stream_is_seeded_by_manual_seed(backend):
+    import tinyllm
+    from tinyllm import ops as F
+
+    x = Tensor(backend.from_host(np.ones((4, 50)), "float32"), device=backend)
+
+    def masks():
+        return [backend.to_host(F.dropout(x, 0.5).data) for _ in range(2)] + \
+               [backend.to_host(d(x).data) for d in (Dropout(0.5), Dropout(0.5))]
+
+    tinyllm.manual_seed(7)
+    first = masks()
+    tinyllm.manual_seed(7)
+    for m, again in zip(first, masks()):
+        np.testing.assert_array_equal(m, again)  # was unseeded: each call drew fresh entropy
+    for i in range(len(first)):
+        for j in range(i):
+            assert not np.array_equal(first[i], first[j])  # no two calls or layers share a mask
 
 
 def test_module_to_moves_parameters():

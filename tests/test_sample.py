@@ -20,7 +20,7 @@ def full_logits(model, seq):
     be = model.backend
     window = seq[-model.config.block_size:]
     with no_grad():
-        out = model(be.from_host([window], "int64"))
+        out, _ = model(be.from_host([window], "int64"))
     return be.to_host(out.data)[0, -1]
 
 
@@ -42,10 +42,10 @@ def test_kv_cache_logits_equal_full_recompute(backend):
     be = m.backend
     cache = m.new_cache()
     with no_grad():
-        step_logits = m(be.from_host([seq], "int64"), cache=cache, pos=0)
+        step_logits, _ = m(be.from_host([seq], "int64"), cache=cache, pos=0)
         for nxt in [2, 9, 0, 5, 3, 8, 1]:
             np.testing.assert_allclose(be.to_host(step_logits.data)[0, -1], full_logits(m, seq), rtol=1e-4, atol=1e-5)
-            step_logits = m(be.from_host([[nxt]], "int64"), cache=cache, pos=len(seq))
+            step_logits, _ = m(be.from_host([[nxt]], "int64"), cache=cache, pos=len(seq))
             seq.append(nxt)
     np.testing.assert_allclose(be.to_host(step_logits.data)[0, -1], full_logits(m, seq), rtol=1e-4, atol=1e-5)
 

@@ -87,8 +87,8 @@ def test_checkpoint_loads_on_another_backend(tmp_path):
     m, tok, meta = load_trained(str(tmp_path), "strict")
     assert m.backend.name == "strict" and tok.to_dict() == t.tokenizer.to_dict()
     ids = [[0, 1, 2, 3]]
-    a = t.backend.to_host(t.model(t.backend.from_host(ids, "int64")).data)
-    b = m.backend.to_host(m(m.backend.from_host(ids, "int64")).data)
+    a = t.backend.to_host(t.model(t.backend.from_host(ids, "int64"))[0].data)
+    b = m.backend.to_host(m(m.backend.from_host(ids, "int64"))[0].data)
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 

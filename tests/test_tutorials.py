@@ -53,18 +53,13 @@ def test_bigram_names_nll(device, capsys):
 
 
 def test_names_mlp_gradcheck_and_learning(capsys):
-    """Default seed. The script's own last-100 claim (<= 2.50) is NOT met at seed 0
-    (2.51; median over seeds 0-29 is 2.51, see the script's docstring), so the
-    script exits 1 and this test checks what holds: the parameter count, the
-    gradient check, the held-out claim, and the last-100 mean within 0.05 of 2.50."""
-    import re
-
+    """Default seed: every claim holds and the script exits 0 (parameter count, gradient check,
+    held-out NLL <= 2.60, last-100 mean <= 2.56)."""
     rc, out = run("names_mlp", "--device", "cpu", capsys=capsys)
     assert "3184 parameters" in out and "analytic gradients match" in out
-    assert re.search(r"claim ok    : held-out NLL [0-9.]+ <= 2.6", out), out
-    last100 = float(re.search(r"mean loss of the last 100 steps: ([0-9.]+)", out).group(1))
-    assert last100 <= 2.55, out
-    assert rc == (0 if last100 <= 2.50 else 1)
+    assert "claim ok    : held-out NLL" in out and "<= 2.6\n" in out, out
+    assert "claim ok    : mean of the last 100 step losses" in out and "<= 2.56" in out, out
+    assert rc == 0 and "all claims hold" in out, out
 
 
 def test_micro_gpt_beats_the_bigram(capsys):

@@ -6,6 +6,7 @@ from . import ops
 from .errors import TinyLLMError
 from .gradcheck import GradcheckResult, gradcheck
 from .ops import *  # noqa: F401,F403  (the differentiable ops: add, matmul, attention, ...)
+from .random import manual_seed
 from .tensor import Tensor, default_backend, is_grad_enabled, no_grad, set_default_device, tensor
 
 __version__ = "0.1.0"
@@ -21,6 +22,6 @@ def device(spec: "str | Backend" = "auto", fallback: bool = True) -> Backend:
     return get_backend(spec, fallback=fallback)
 
 
-# Training and sampling (issue 3): Trainer(TrainConfig(...)).fit(), generate(model, prompt, ...)
+# Training and sampling: Trainer(TrainConfig(...)).fit(), generate(model, prompt, ...)
 from .sample import complete, generate, generate_batch, sample_lines  # noqa: E402
 from .train import TrainConfig, Trainer, load_trained  # noqa: E402

@@ -15,6 +15,12 @@ identical too, and a dropout mask is an integer comparison.
 
 Python ints and arrays share the operators used below (*, >>, &, ^), so words
 that do not depend on the element index stay Python ints until mixed in.
+
+The global generator (`manual_seed`, initially seed 0, as PyTorch's is fixed at
+start) serves what is made without an explicit generator: a layer built without
+an rng draws its weights from the next seed, a Dropout layer without one its
+stream, and `dropout(x, p)` without a stream the global stream. So hand-built
+layers differ from one another, and a program repeats run to run.
 """
 from __future__ import annotations
 
@@ -113,3 +119,28 @@ class RandomStream:
         threshold = min(round(p * 2.0 ** 32), _MASK)
         with backend.activate():
             return xp.reshape(self._words(backend, n) >= threshold, tuple(shape))
+
+
+GLOBAL_SITE = 0x61B7C0  # the global stream's call-site word (dropout sites are < 2**31, sampling's 0x5A3D1E)
+_global = {"seed": 0, "draws": 0, "stream": RandomStream(seed=0, site=GLOBAL_SITE)}
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the global generator: the weights of layers built without an rng, the masks of Dropout
+    layers built without one and of dropout(x, p) called without a stream follow from it."""
+    if type(seed) is not int or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    _global.update(seed=seed, draws=0, stream=RandomStream(seed=seed, site=GLOBAL_SITE))
+
+
+def next_seed() -> int:
+    """A new 63-bit seed from the global generator (each call gives another)."""
+    seed, n = _global["seed"], _global["draws"]
+    _global["draws"] = n + 1
+    w = philox4x32((n & _MASK, (n >> 32) & _MASK, 0, 0), (seed & _MASK, (seed >> 32) & _MASK))
+    return ((w[0] << 32) | w[1]) >> 1
+
+
+def global_stream() -> RandomStream:
+    """The stream dropout(x, p) draws from when given none (each draw advances it)."""
+    return _global["stream"]

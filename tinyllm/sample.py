@@ -119,7 +119,7 @@ class _Decoder:
         self.seq = self.backend.from_host(seqs, "int64")  # (B, L)
 
     def _run(self, ids, pos):
-        logits = self.model(ids, cache=self.cache, pos=pos)
+        logits, _ = self.model(ids, cache=self.cache, pos=pos)
         return logits.data[:, -1, :]  # (B, V)
 
     def prefill(self):

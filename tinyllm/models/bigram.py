@@ -71,6 +71,4 @@ class BigramLM(Module):
 
     def forward(self, idx, targets=None, cache=None, pos: int = 0):
         logits = self.table(idx)  # (B, T, V)
-        if targets is None:
-            return logits
-        return logits, F.cross_entropy(logits, targets)
+        return logits, (None if targets is None else F.cross_entropy(logits, targets))

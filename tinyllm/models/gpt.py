@@ -2,13 +2,12 @@
 norm and a language-model head (optionally tied to the token embedding)."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from .. import ops as F
 from ..ops import device_array
-from ..nn import Block, Embedding, Linear, Module, ModuleList
-from ..nn.layers import make_norm_layer
+from ..nn import Block, Dropout, Embedding, Linear, Module, ModuleList
+from ..nn.layers import init_stds, norm_layer
 from .base import ModelConfig, model_backend
 
 
@@ -47,17 +46,12 @@ class GPT(Module):
         self.config = c = config.validate()
         backend = model_backend(device)
         rng = backend.rng(seed)
-        std = 0.02
-        proj_std = 0.02 / math.sqrt(2 * c.n_layer)  # GPT-2: scale residual projections by depth
+        std, _ = init_stds(c)
         self.wte = Embedding(c.vocab_size, c.n_embd, rng, std=std)
         self.wpe = Embedding(c.block_size, c.n_embd, rng, std=std)
-        self.blocks = ModuleList([
-            Block(c.n_embd, c.n_head, c.bias, c.dropout, c.norm, c.activation, rng, std, proj_std, c.norm_affine)
-            for _ in range(c.n_layer)])
-        self.ln_f = make_norm_layer(c.norm, c.n_embd, c.bias, c.norm_affine, rng) if c.final_norm else None
+        self.blocks = ModuleList([Block(c, rng) for _ in range(c.n_layer)])
+        self.ln_f = norm_layer(c, rng) if c.final_norm else None
         self.lm_head = None if c.tie_weights else Linear(c.n_embd, c.vocab_size, bias=False, rng=rng, std=std)
-        from ..nn import Dropout
-
         self.drop = Dropout(c.dropout, rng)
 
     def describe(self) -> str:
@@ -65,7 +59,8 @@ class GPT(Module):
         return f"gpt {c.n_layer} layers x {c.n_head} heads x {c.n_embd} embd, block {c.block_size}"
 
     def forward(self, idx, targets=None, cache: "list | None" = None, pos: int = 0):
-        """idx (B, T) int -> logits (B, T, V), and the mean cross-entropy if targets (B, T) are given.
+        """idx (B, T) int -> (logits (B, T, V), the mean cross-entropy against targets (B, T), or None
+        without targets).
 
         cache: a list with one dict per block (keys/values of earlier positions) for
         incremental decoding; pos is the position of idx[:, 0].
@@ -84,9 +79,7 @@ class GPT(Module):
             x = self.ln_f(x)
         head = self.lm_head.weight if self.lm_head is not None else self.wte.weight.T  # (C, V)
         logits = x @ head  # (B, T, V)
-        if targets is None:
-            return logits
-        return logits, F.cross_entropy(logits, targets)
+        return logits, (None if targets is None else F.cross_entropy(logits, targets))
 
     def new_cache(self) -> list:
         return [{} for _ in range(self.config.n_layer)]

@@ -48,7 +48,7 @@ class CharMLP(Module):
         return self.out(h)  # (N, V)
 
     def forward(self, idx, targets=None, cache=None, pos: int = 0):
-        """Sequence interface shared with GPT: idx (B, T) -> logits (B, T, V).
+        """Sequence interface shared with GPT: idx (B, T) -> (logits (B, T, V), loss or None).
 
         Position t sees tokens t-k+1..t (earlier positions are padded with
         token 0, the start/end token of line datasets).
@@ -61,6 +61,4 @@ class CharMLP(Module):
         padded = xp.concat([xp.zeros((B, k - 1), dtype=i.dtype, device=be.device), i], axis=1)  # (B, T+k-1)
         windows = xp.stack([padded[:, j:j + T] for j in range(k)], axis=-1)  # (B, T, k)
         logits = self.window_logits(xp.reshape(windows, (B * T, k))).reshape(B, T, -1)
-        if targets is None:
-            return logits
-        return logits, F.cross_entropy(logits, targets)
+        return logits, (None if targets is None else F.cross_entropy(logits, targets))

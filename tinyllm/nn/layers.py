@@ -7,7 +7,7 @@ import math
 from backends import RNG
 
 from .. import ops as F
-from ..random import RandomStream
+from ..random import RandomStream, next_seed
 from ..tensor import Tensor
 from .module import Module, Parameter, default_rng
 
@@ -81,56 +81,67 @@ def make_norm_layer(kind: str, dim: int, bias: bool = True, affine: bool = True,
 
 
 class Dropout(Module):
-    """Zeroes a fraction p in training mode. Its masks come from a RandomStream keyed
-    by the model's seed and a site number drawn from the init RNG, so runs repeat;
-    a training loop sets `stream.counter` to the step (resuming needs only the step)."""
+    """Zeroes a fraction p in training mode. Its masks come from a RandomStream keyed by the
+    model's seed and a site number drawn from the init RNG (without an rng: from the global
+    generator, tinyllm.manual_seed), so runs repeat and no two layers share masks; a training
+    loop sets `stream.counter` to the step (resuming needs only the step)."""
 
     def __init__(self, p: float = 0.0, rng: RNG | None = None):
         self.p = p
         self.stream = None
-        if rng is not None and p > 0:
-            site = int(rng.host_integers(0, 2**31, None))
-            seed = rng.seed if rng.seed is not None else int(rng.host_integers(0, 2**63, None))
-            self.stream = RandomStream(seed=seed, site=site)
+        if p > 0:
+            if rng is None:
+                seed = next_seed()
+                self.stream = RandomStream(seed=seed, site=seed & 0x7FFFFFFF)
+            else:
+                site = int(rng.host_integers(0, 2**31, None))
+                seed = rng.seed if rng.seed is not None else int(rng.host_integers(0, 2**63, None))
+                self.stream = RandomStream(seed=seed, site=site)
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
-        if self.stream is None:
-            self.stream = RandomStream()
         return F.dropout(x, self.p, self.stream, training=True)
 
 
-class MLP(Module):
-    """Linear -> activation -> Linear (-> dropout); hidden width defaults to 4x."""
+def init_stds(config) -> tuple:
+    """(std, proj_std): GPT-2's init, 0.02, and residual projections scaled down by depth."""
+    return 0.02, 0.02 / math.sqrt(2 * config.n_layer)
 
-    def __init__(self, dim: int, hidden: int | None = None, bias: bool = True, dropout: float = 0.0,
-                 activation: str = "gelu", rng: RNG | None = None, std: float = 0.02, proj_std: float | None = None):
+
+class MLP(Module):
+    """Linear (C -> 4C) -> activation -> Linear (4C -> C) -> dropout, from a GPTConfig
+    (n_embd, bias, dropout, activation, n_layer)."""
+
+    def __init__(self, config, rng: RNG | None = None):
         rng = default_rng(rng)
-        hidden = hidden or 4 * dim
-        self.fc = Linear(dim, hidden, bias=bias, rng=rng, std=std)
-        self.proj = Linear(hidden, dim, bias=bias, rng=rng, std=proj_std if proj_std is not None else std)
-        self.act = activation
-        self.drop = Dropout(dropout, rng)
+        c = config
+        std, proj_std = init_stds(c)
+        self.fc = Linear(c.n_embd, 4 * c.n_embd, bias=c.bias, rng=rng, std=std)
+        self.proj = Linear(4 * c.n_embd, c.n_embd, bias=c.bias, rng=rng, std=proj_std)
+        self.act = c.activation
+        self.drop = Dropout(c.dropout, rng)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.fc(x)
+        h = self.fc(x)  # (..., 4C)
         h = F.gelu(h) if self.act == "gelu" else F.relu(h)
         return self.drop(self.proj(h))
 
 
 class CausalSelfAttention(Module):
-    """Multi-head causal self-attention with one fused qkv projection."""
+    """Multi-head causal self-attention with one fused qkv projection, from a GPTConfig
+    (n_embd, n_head, bias, dropout, n_layer)."""
 
-    def __init__(self, dim: int, n_head: int, bias: bool = True, dropout: float = 0.0,
-                 rng: RNG | None = None, std: float = 0.02, proj_std: float | None = None):
-        if dim % n_head:
-            raise ValueError(f"n_embd ({dim}) must be divisible by n_head ({n_head})")
+    def __init__(self, config, rng: RNG | None = None):
+        c = config
+        if c.n_embd % c.n_head:
+            raise ValueError(f"n_embd ({c.n_embd}) must be divisible by n_head ({c.n_head})")
         rng = default_rng(rng)
-        self.n_head = n_head
-        self.qkv = Linear(dim, 3 * dim, bias=bias, rng=rng, std=std)
-        self.proj = Linear(dim, dim, bias=bias, rng=rng, std=proj_std if proj_std is not None else std)
-        self.drop = Dropout(dropout, rng)
+        std, proj_std = init_stds(c)
+        self.n_head = c.n_head
+        self.qkv = Linear(c.n_embd, 3 * c.n_embd, bias=c.bias, rng=rng, std=std)
+        self.proj = Linear(c.n_embd, c.n_embd, bias=c.bias, rng=rng, std=proj_std)
+        self.drop = Dropout(c.dropout, rng)
 
     def forward(self, x: Tensor, cache: "dict | None" = None) -> Tensor:
         B, T, C = x.shape
@@ -147,22 +158,22 @@ class CausalSelfAttention(Module):
         return self.drop(self.proj(y))
 
 
+def norm_layer(config, rng: RNG | None = None) -> Module:
+    """The norm a GPTConfig asks for: config.norm "layer" or "rms", with a learned gain (and bias)
+    when config.norm_affine (and config.bias)."""
+    return make_norm_layer(config.norm, config.n_embd, config.bias, config.norm_affine, rng)
+
+
 class Block(Module):
-    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+    """Pre-norm transformer block from a GPTConfig: x + attn(norm(x)), then x + mlp(norm(x))."""
 
-    def __init__(self, dim: int, n_head: int, bias: bool = True, dropout: float = 0.0, norm: str = "layer",
-                 activation: str = "gelu", rng: RNG | None = None, std: float = 0.02, proj_std: float | None = None,
-                 norm_affine: bool = True):
+    def __init__(self, config, rng: RNG | None = None):
         rng = default_rng(rng)
-
-        def make_norm():
-            return make_norm_layer(norm, dim, bias, norm_affine, rng)
-
-        self.ln1 = make_norm()
-        self.attn = CausalSelfAttention(dim, n_head, bias, dropout, rng, std, proj_std)
-        self.ln2 = make_norm()
-        self.mlp = MLP(dim, 4 * dim, bias, dropout, activation, rng, std, proj_std)
+        self.ln1 = norm_layer(config, rng)
+        self.attn = CausalSelfAttention(config, rng)
+        self.ln2 = norm_layer(config, rng)
+        self.mlp = MLP(config, rng)
 
     def forward(self, x: Tensor, cache: "dict | None" = None) -> Tensor:
-        x = x + self.attn(self.ln1(x), cache)
+        x = x + self.attn(self.ln1(x), cache)  # (B, T, C)
         return x + self.mlp(self.ln2(x))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from backends import RNG, backend_of, get_backend
 
+from ..random import next_seed
 from ..tensor import Tensor, default_backend
 
 
@@ -21,7 +22,9 @@ class Parameter(Tensor):
 
 
 def default_rng(rng: RNG | None) -> RNG:
-    return rng if rng is not None else default_backend().rng(0)
+    """rng, or (None) a generator on the default device seeded from the global generator
+    (tinyllm.manual_seed): layers built without an rng each get their own weights."""
+    return rng if rng is not None else default_backend().rng(next_seed())
 
 
 class Module:

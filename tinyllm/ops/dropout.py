@@ -2,7 +2,7 @@
 on the device by a counter-based generator (tinyllm/random.py)."""
 from __future__ import annotations
 
-from ..random import RandomStream
+from ..random import RandomStream, global_stream
 from ..tensor import Tensor
 from ._util import floating
 from .registry import op
@@ -11,14 +11,14 @@ from .registry import op
 @op
 @floating
 def dropout(x: Tensor, p: float, rng: RandomStream | None = None, training: bool = True) -> Tensor:
-    """rng: the RandomStream to draw the mask from (None: a fresh, unpredictable one);
-    identity when not training or p == 0."""
+    """rng: the RandomStream to draw the mask from (None: the global stream, seeded by
+    tinyllm.manual_seed); identity when not training or p == 0."""
     if not training or p == 0.0:
         return x
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     if rng is None:
-        rng = RandomStream.fresh()
+        rng = global_stream()
     xp = x.xp
     keep = rng.keep_mask(x.backend, x.shape, p)
     mask = xp.astype(keep, x.dtype) * (1.0 / (1.0 - p))
