@@ -2,10 +2,12 @@
 
 Recipe: block 64, batch 12, 4 layers, 4 heads, 128 embd, dropout 0, no biases,
 tied embeddings, AdamW lr 1e-3 (warmup 100, cosine to 1e-4 over 2000 steps),
-weight decay 0.1, beta2 0.99, grad clip 1.0. nanoGPT + PyTorch reaches val loss
-1.886 at step 2000 with this recipe; the claim here is val <= 1.89, measured over
-200 val batches of 12 x 64 after the last step. Prints val loss and ms/step (and a
-JSON line); exit 1 if val > 1.89.
+weight decay 0.1, beta2 0.99, grad clip 1.0. The claim: val loss <= 1.93 at step
+2000, measured over 200 val batches of 12 x 64 after the last step. That is parity
+with nanoGPT's model in PyTorch (scripts/shakespeare_torch_reference.py: 1.904-1.914
+over 4 seeds, measured the same way; nanoGPT's own 20-batch figure is 1.886) plus
+the noise of one seed. Prints val loss and ms/step (and a JSON line); exit 1 if
+val > 1.93.
 
     OMP_NUM_THREADS=2 python scripts/shakespeare.py [--data PATH] [--device cpu] [--out out-shakespeare]
 """
@@ -19,7 +21,7 @@ import time
 
 from tinyllm import TrainConfig, Trainer
 
-TARGET = 1.89
+TARGET = 1.93  # nanoGPT in PyTorch: 1.904-1.914 over 4 seeds (200 val batches at step 2000)
 CANDIDATES = ("data/tinyshakespeare.txt", "../shared/data/tinyshakespeare.txt", "/work/shared/data/tinyshakespeare.txt")
 
 
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
     t1 = time.perf_counter()
     final = trainer.evaluate(iters=args.val_batches, batch_size=12)
     print(f"\nfinal evaluation over {args.val_batches} batches of 12 x 64 per split ({time.perf_counter() - t1:.0f} s): "
-          f"train {final['train']:.4f} | val {final['val']:.4f} (target <= {TARGET}; nanoGPT/PyTorch: 1.886)")
+          f"train {final['train']:.4f} | val {final['val']:.4f} (claim <= {TARGET}; nanoGPT in PyTorch: 1.904-1.914 over 4 seeds)")
     print(f"{ms_step:.1f} ms/step mean over the run on {trainer.backend.name} (training steps only; "
           f"wall time {wall:.0f} s including evaluations; shared CPU: expect noise)")
     ok = final["val"] <= TARGET

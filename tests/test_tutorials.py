@@ -187,3 +187,14 @@ def test_char_mlp_names_fallback(monkeypatch, capsys):
 def test_calculator_generalises_to_held_out_problems(capsys):
     rc, out = run("calculator", "--device", "cpu", "--eval-train", "0", capsys=capsys)
     assert rc == 0, out
+
+
+@pytest.mark.slow  # about 10 s idle: two evaluations and a sample dominate 3 steps
+def test_shakespeare_judges_val_over_200_batches_against_1_93(capsys, tmp_path):
+    """The full recipe (2000 steps, ~minutes) is run by hand; here a short run shows what the script
+    checks and that it fails (exit 1) when val is above the claim."""
+    sh = script("shakespeare")
+    assert sh.TARGET == 1.93
+    p = sh.main(["--steps", "3", "--val-batches", "2", "--device", "cpu", "--out", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert p == 1 and "final evaluation over 2 batches" in out and "claim <= 1.93" in out, out
