@@ -51,16 +51,16 @@ def test_module_to_and_state_from_another_device(backend):
     src = build_model("gpt", device=other(backend), seed=3, **TINY)
     ids = [[1, 2, 3, 4]]
     with no_grad():
-        want = src.backend.to_host(src(src.backend.from_host(ids, "int64")).data)
+        want = src.backend.to_host(src(src.backend.from_host(ids, "int64"))[0].data)
     dst = build_model("gpt", device=backend, seed=9, **TINY)
     dst.load_state_dict(src.state_dict())  # the other device's arrays, copied in explicitly
     with no_grad():
-        got = backend.to_host(dst(backend.from_host(ids, "int64")).data)
+        got = backend.to_host(dst(backend.from_host(ids, "int64"))[0].data)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     src.to(backend)
     assert all(p.backend == backend for p in src.parameters())
     with no_grad():
-        np.testing.assert_array_equal(backend.to_host(src(backend.from_host(ids, "int64")).data), got)
+        np.testing.assert_array_equal(backend.to_host(src(backend.from_host(ids, "int64"))[0].data), got)
 
 
 def test_loading_keeps_the_optimizers_flat_views(backend):
