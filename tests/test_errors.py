@@ -26,6 +26,7 @@ OLD_HOMES = [
     ("tinyllm.train.checkpoint", "OutputDirError"), ("tinyllm.train.lock", "LockError"),
     ("tinyllm.train.guards", "NonFiniteError"), ("tinyllm.train.guards", "Interrupted"),
     ("tinyllm.train.trainer", "OutOfMemory"), ("tinyllm.train.trainer", "TrainingInterrupted"),
+    ("tinyllm.ops", "ShapeError"),
 ]
 
 # exit code and the built-in exception a caller may already catch
@@ -34,6 +35,7 @@ EXPECTED = {
     "ConfigError": (2, ValueError), "DataError": (2, ValueError), "TokenizerError": (2, ValueError),
     "SamplingError": (2, ValueError), "CheckpointError": (2, ValueError), "OutputDirError": (2, ValueError),
     "LockError": (2, ValueError), "HFFormatError": (2, ValueError), "ExportError": (2, ValueError),
+    "ShapeError": (2, ValueError),
     "NonFiniteError": (3, ValueError), "OutOfMemory": (3, MemoryError),
     "Interrupted": (130, KeyboardInterrupt), "TrainingInterrupted": (130, KeyboardInterrupt),
 }

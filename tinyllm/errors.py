@@ -56,6 +56,11 @@ class ExportError(TinyLLMError, ValueError):
     """An export destination that cannot be written (exists with files, unwritable, disk full); nothing was left."""
 
 
+class ShapeError(TinyLLMError, ValueError):
+    """An op given operands whose shapes do not fit together; the message names the op and the shapes,
+    e.g. `matmul: (2, 2) @ (1, 3): the inner sizes 2 and 1 differ`."""
+
+
 # -- a run that failed while running (exit 3) -------------------------------------------------------
 
 
@@ -94,5 +99,5 @@ class TrainingInterrupted(Interrupted):
 
 __all__ = ["TinyLLMError", "EXIT_OK", "EXIT_CHECK_FAILED", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED",
            "DeviceError", "SafetensorsFormatError", "UsageError", "ConfigError", "DataError", "TokenizerError",
-           "SamplingError", "CheckpointError", "OutputDirError", "LockError", "HFFormatError", "ExportError",
+           "SamplingError", "CheckpointError", "OutputDirError", "LockError", "HFFormatError", "ExportError", "ShapeError",
            "NonFiniteError", "OutOfMemory", "Interrupted", "TrainingInterrupted"]

@@ -11,7 +11,7 @@ from .embedding import embedding
 from .dropout import dropout
 from .loss import cross_entropy, mse_loss
 from .attention import attention, causal_mask
-from .errors import ShapeError
+from ..errors import ShapeError
 from ._util import device_array
 
 __all__ = sorted(OPS) + ["OPS", "op", "causal_mask", "ShapeError", "device_array"]

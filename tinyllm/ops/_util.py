@@ -5,8 +5,8 @@ import functools
 
 from backends import DeviceError, backend_of
 
+from ..errors import ShapeError
 from ..tensor import Tensor
-from .errors import ShapeError
 
 
 def is_float(t: Tensor) -> bool:

@@ -1,9 +1,9 @@
 """Matrix multiply, 2-D and batched with broadcasting over leading axes."""
 from __future__ import annotations
 
+from ..errors import ShapeError
 from ..tensor import Tensor
 from ._util import as_float, is_float, lift, unbroadcast
-from .errors import ShapeError
 from .kernels import kernel, reference
 from .registry import op
 

@@ -1,10 +1,10 @@
 """Ops that move data without arithmetic: reshape, permute, slicing, concat, where."""
 from __future__ import annotations
 
+from ..errors import ShapeError
 from ..tensor import Tensor
 from ._util import as_float, broadcast_error, device_array, is_float, unbroadcast
 from .elementwise import operands
-from .errors import ShapeError
 from .registry import op
 
 
