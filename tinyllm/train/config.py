@@ -216,7 +216,7 @@ class TrainConfig:
         return self
 
     def _validate_tokenizer(self, need) -> None:
-        """--tokenizer / --vocab-size / --init-from (issue 12)."""
+        """--tokenizer / --vocab-size / --init-from."""
         need(self.tokenizer in TOKENIZERS,
              f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
         v = self.vocab_size
