@@ -2,7 +2,7 @@
 from .base import RNG, Backend, TransferStats
 from .errors import TinyLLMError
 from .fast_cpu import tune_malloc
-from .select import DeviceError, available_backends, backend_of, cuda_problem, get_backend
+from .select import DeviceError, available_backends, backend_of, cuda_device_count, cuda_problem, get_backend
 
 __all__ = ["Backend", "RNG", "TransferStats", "DeviceError", "get_backend", "backend_of", "available_backends",
-           "cuda_problem", "tune_malloc", "TinyLLMError"]
+           "cuda_problem", "cuda_device_count", "tune_malloc", "TinyLLMError"]

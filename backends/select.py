@@ -50,6 +50,12 @@ def cuda_problem(index: int = 0) -> str | None:
     return _cuda_status(index)[0]
 
 
+def cuda_device_count() -> int:
+    """How many CUDA devices this process can use (0 without CuPy, a driver or a GPU)."""
+    problem, count = _cuda_status(0)
+    return (count or 0) if problem is None else 0
+
+
 def _make(kind: str, index: int) -> Backend:
     key = f"{kind}:{index}" if kind == "cuda" or (kind == "strict" and index) else kind
     if key not in _instances:

@@ -92,3 +92,14 @@ def test_dropout_masks_are_the_same_on_every_backend(backend):
     ref = cpu.to_host(F.dropout(Tensor(ones, device=cpu), 0.25, RandomStream(seed=3, site=8, counter=2)).data)
     np.testing.assert_array_equal(y, ref)
     assert set(np.unique(y).tolist()) == {0.0, np.float32(1 / 0.75)}
+
+
+def test_a_ranks_rows_of_a_mask_are_that_slice_of_the_whole_batchs_mask(backend):
+    """Data-parallel dropout: rows (first, total) give those rows of the whole batch's mask, so ranks draw
+    distinct masks that together are one process's."""
+    shape = (5, 3, 4)  # (B, T, C)
+    whole = backend.to_host(RandomStream(seed=7, site=3, counter=2).keep_mask(backend, shape, 0.5))
+    parts = [backend.to_host(RandomStream(seed=7, site=3, counter=2, rows=(a, 5)).keep_mask(backend, (b - a, 3, 4), 0.5))
+             for a, b in ((0, 2), (2, 5))]
+    assert np.array_equal(np.concatenate(parts), whole)
+    assert not np.array_equal(parts[0], parts[1][:2])

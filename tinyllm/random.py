@@ -77,11 +77,16 @@ class RandomStream:
 
     Each draw advances `counter` by one. A training loop sets it to the step
     before each step, so the numbers of step N never depend on what ran before.
+    `rows` = (first, total): the arrays masked are rows first..first+B-1 of a
+    batch of `total` rows (one rank's share in data-parallel training), and a
+    mask is that slice of the whole batch's mask: the same masks at any number
+    of ranks, different rows on each.
     """
 
     seed: int = 0
     site: int = 0
     counter: int = 0
+    rows: tuple | None = None
 
     @classmethod
     def fresh(cls, site: int = 0) -> "RandomStream":
@@ -118,7 +123,13 @@ class RandomStream:
             n *= s
         threshold = min(round(p * 2.0 ** 32), _MASK)
         with backend.activate():
-            return xp.reshape(self._words(backend, n) >= threshold, tuple(shape))
+            if self.rows is None:
+                words = self._words(backend, n)
+            else:  # this rank's rows of the whole batch's words
+                first, total = self.rows
+                inner = n // shape[0] if shape[0] else 0
+                words = self._words(backend, total * inner)[first * inner:first * inner + n]
+            return xp.reshape(words >= threshold, tuple(shape))
 
 
 GLOBAL_SITE = 0x61B7C0  # the global stream's call-site word (dropout sites are < 2**31, sampling's 0x5A3D1E)

@@ -23,10 +23,12 @@ class Batcher:
         xp = backend.xp
         self._offsets = xp.arange(block_size + 1, dtype=xp.int64, device=backend.device)[None, :]  # (1, T+1)
 
-    def batch(self, batch_size: int, rng):
-        """rng: a backends.RNG; returns x, y of shape (B, T), y = x shifted by one."""
+    def batch(self, batch_size: int, rng, rows: slice | None = None):
+        """rng: a backends.RNG; returns x, y of shape (B, T), y = x shifted by one. rows: only these rows of
+        the batch (one rank's share in data-parallel training; the draw is the whole batch's)."""
         xp = self.backend.xp
-        starts = self.backend.from_host(rng.host_integers(0, self.n - self.block_size, batch_size), "int64")
+        starts = rng.host_integers(0, self.n - self.block_size, batch_size)
+        starts = self.backend.from_host(starts if rows is None else starts[rows], "int64")
         with self.backend.activate():
             idx = starts[:, None] + self._offsets  # (B, T+1)
             win = xp.astype(xp.reshape(xp.take(self.stream, xp.reshape(idx, (-1,))), idx.shape), xp.int64)
