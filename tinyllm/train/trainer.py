@@ -46,6 +46,7 @@ from .config import TrainConfig
 from .guards import InterruptGuard, check_finite, oom_message, signal_name
 from .init_from import data_tokenizer, pretrained_model
 from .lock import RunLock
+from ..dist import collective_init, rank_device, rank_log
 from .log import RunLog, describe_backend
 from .resume import load_trained, model_from_meta  # noqa: F401  (re-exported: tinyllm.train.trainer.load_trained)
 
@@ -68,6 +69,7 @@ class Trainer:
     verbose=False keeps it quiet (tests); log lines go to stdout, warnings to stderr.
     """
 
+    @collective_init  # [dist] self.world, self.parallel; under MPI an error on one rank stops every rank
     def __init__(self, config: TrainConfig | None = None, verbose: bool = True, **overrides):
         cfg = config if config is not None else TrainConfig()
         if overrides:
@@ -79,9 +81,9 @@ class Trainer:
         self.run_id, self._replaces = new_run_id(), None  # the id every file this run writes carries
         if cfg.out is None:  # the library's default: a fresh directory, never ./out
             cfg = cfg.replace(out=os.path.join(RUNS_DIR, f"{time.strftime('%Y%m%d-%H%M%S')}-{self.run_id}"))
-        self.config, self.out, self.verbose = cfg, cfg.out, verbose
-        self.log = RunLog(cfg.out, verbose)
-        self.backend = get_backend(cfg.device)  # DeviceError, or cpu with one warning line
+        self.config, self.out, self.verbose = cfg, cfg.out, verbose and self.world.root  # [dist] rank 0 prints
+        self.log = rank_log(RunLog, self.world, cfg.out, verbose)  # [dist] and writes
+        self.backend = get_backend(rank_device(cfg.device, self.world))  # DeviceError, or cpu with one warning line
         # the split never depends on --seed; the tokenizer is the data's own, a BPE trained on it, or --init-from's
         self.dataset = ds = load_dataset(cfg.data, seed=0, lines=cfg.lines, tokenizer=data_tokenizer(cfg),
                                          raw_text=cfg.raw_text)
@@ -95,7 +97,7 @@ class Trainer:
         self.model = self._build_model(ckpt[1] if ckpt else None)
         self.block_size = self.model.config.block_size
         self._check_lengths(self.block_size)
-        if ckpt is None:
+        if ckpt is None and self.world.root:  # [dist] rank 0 alone writes
             self._check_fresh_out()
         self.optimizer = make_optimizer(cfg, self.model)
         self.schedule = make_schedule(cfg.schedule, cfg.peak_lr, cfg.steps, cfg.warmup_steps, cfg.min_lr)
@@ -152,6 +154,8 @@ class Trainer:
         return resume.state(self)
 
     def save(self) -> None:
+        if not self.parallel.should_save(self.step):  # [dist] rank 0 alone writes
+            return
         with self._counting("checkpoint"):
             save_checkpoint(self.out, *self.state(), run_id=self.run_id, replaces=self._replaces)
         self._replaces = None
@@ -162,7 +166,7 @@ class Trainer:
         return (f"device {describe_backend(self.backend)} | {self.model.describe()}: "
                 f"{self.model.num_parameters() / 1e6:.2f}M parameters | data {ds.name}{cleaned}: "
                 f"{len(ds.train):,} train / {len(ds.val):,} val tokens, vocab {self.tokenizer.vocab_size} | "
-                f"out {self.out}/")
+                f"out {self.out}/" + self.parallel.describe())  # [dist]
 
     # -- evaluation ---------------------------------------------------------------------------
     def _loss(self, x, y):
@@ -174,6 +178,7 @@ class Trainer:
         summed on the device and read once."""
         iters = iters or self.config.eval_iters
         B = batch_size or self.config.batch_size
+        rows = self.parallel.rows(B)  # [dist] this rank's rows of each batch
         be = self.backend
         xp = be.xp
         was = self.model.training
@@ -183,9 +188,9 @@ class Trainer:
                 sums = []
                 for k, batches in enumerate((self.train_batches, self.val_batches)):
                     rng = be.rng(10_000 + k)
-                    losses = [self._loss(*batches.batch(B, rng)).data for _ in range(iters)]
+                    losses = [self._loss(*batches.batch(B, rng, rows)).data for _ in range(iters)]
                     sums.append(xp.sum(xp.astype(xp.stack(losses), xp.float64)))
-                train, val = be.to_host(xp.stack(sums)).tolist()
+                train, val = self.parallel.mean_host(be.to_host(xp.stack(sums)), B).tolist()  # [dist]
         finally:
             self.model.train(was)
         return {"train": train / iters, "val": val / iters}
@@ -195,8 +200,7 @@ class Trainer:
         """Train to config.steps (or stop early at step `until`, checkpointing there)."""
         cfg, log = self.config, self.log
         end = cfg.steps if until is None else max(self.step, min(int(until), cfg.steps))
-        prepare_output_dir(self.out)  # OutputDirError: unwritable / a file
-        with RunLock(self.out):
+        with self.parallel.output(self.out, prepare_output_dir, RunLock):  # [dist] rank 0: OutputDirError, lock
             if self._replaces is not None and self.step == 0 and not self.evals:
                 log.start_new()  # --overwrite: the earlier run's log is not continued
             log.print(self.describe())
@@ -205,7 +209,7 @@ class Trainer:
             log.record({"event": "start", "step": self.step, "device": self.backend.name,
                         "describe": self.describe(), "config": cfg.to_dict()})
             try:
-                with InterruptGuard() as guard:
+                with self.parallel.guard(self, InterruptGuard) as guard:  # [dist] ranks stop together
                     self._loop(end, guard)
             except NonFiniteError as e:
                 log.record({"event": "nonfinite", "step": self.step, "error": str(e)})
@@ -261,22 +265,25 @@ class Trainer:
     def _step(self) -> float:
         """One optimizer step on one batch -> its lr. The loss and gradient norm stay on the device
         (in _pending) until the next read."""
-        cfg, opt = self.config, self.optimizer
+        cfg, opt, dp = self.config, self.optimizer, self.parallel
         opt.lr = lr = self.schedule(self.step)
         for d in self.dropouts:  # the masks of step N depend on N alone: exact resume
             if d.stream is not None:
                 d.stream.counter = self.step
-        x, y = self.train_batches.batch(cfg.batch_size, self.rng)
+        dp.shard_dropout(self.dropouts, cfg.batch_size)  # [dist] masks: this rank's rows of the batch's
+        x, y = self.train_batches.batch(cfg.batch_size, self.rng, dp.rows(cfg.batch_size))  # [dist] its rows
         opt.zero_grad()
         loss = self._loss(x, y)
         loss.backward()
+        loss_data = dp.reduce_step(opt, loss.data, cfg.batch_size)  # [dist] one Allreduce: the batch's mean
         norm = opt.clip_grad_norm(cfg.grad_clip if cfg.grad_clip > 0 else None)
-        if cfg.skip_nonfinite:  # decided on the device: no read
-            xp = self.backend.xp
-            opt.step(only_if=xp.isfinite(loss.data) & xp.isfinite(norm))
-        else:
-            opt.step()
-        self._pending.append((loss.data, norm))
+        with dp.update(self):  # [dist] a stop snapshot sees whole steps
+            if cfg.skip_nonfinite:  # decided on the device: no read
+                xp = self.backend.xp
+                opt.step(only_if=xp.isfinite(loss_data) & xp.isfinite(norm))
+            else:
+                opt.step()
+        self._pending.append((loss_data, norm))
         return lr
 
     def _stop(self, signum: int) -> None:

@@ -1,0 +1,244 @@
+"""Data-parallel training over a world of ranks (ChainerMN's pattern), hooked into the Trainer.
+
+- `--batch-size` is the global batch: every rank draws the same batch from the
+  same seeded RNG and keeps its own rows (rank r of N: rows r*B//N .. (r+1)*B//N).
+- After backward, one Allreduce sums the flat gradient buffer, each rank's share
+  weighted by its rows / B, so the sum is the global batch's mean gradient; the
+  loss and a stop flag ride in the same buffer. Every rank then clips and steps
+  identically. Dropout masks are the rank's rows of the whole batch's masks.
+  So N ranks give 1 process's losses and weights to float rounding.
+- At start every rank checks its settings against rank 0's (DistError, exit 2,
+  on every rank) and takes rank 0's weights and optimizer state.
+- Rank 0 alone writes (checkpoints, log.jsonl, plot, samples, console).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+
+from backends import cuda_device_count
+
+from .world import DistError, NullWorld, current_world, picklable
+
+
+def rank_device(spec: str, world) -> str:
+    """A GPU of its own for each rank of a machine: "auto" or "cuda" -> cuda:(local_rank % GPUs)."""
+    if world.size == 1 or not isinstance(spec, str) or spec.strip().lower() not in ("auto", "cuda", "gpu"):
+        return spec
+    count = cuda_device_count()
+    if not count:
+        return spec  # auto -> cpu; cuda -> the usual fallback warning
+    return f"cuda:{world.local_rank % count}"
+
+
+def rank_log(log_class, world, out: str, verbose: bool):
+    """The trainer's RunLog on rank 0; on the other ranks one that writes and prints nothing."""
+    if world.root:
+        return log_class(out, verbose)
+
+    class SilentLog(log_class):
+        def print(self, line: str) -> None: ...
+        def warn(self, line: str) -> None: ...
+        def start_new(self) -> None: ...
+        def record(self, rec: dict) -> None: ...
+        def plot(self, losses, evals, title) -> bool: return False
+
+    return SilentLog(out, False)
+
+
+class DataParallel:
+    """The trainer's view of the world: its rows of a batch, the gradient Allreduce, who writes."""
+
+    def __init__(self, world, backend):
+        self.world, self.backend = world, backend
+        self.size = world.size
+        self.root = world.root
+        # CuPy arrays go to a CUDA-aware MPI as they are; everything else is staged through the host
+        self.device_buffers = world.cuda_aware and backend.kind == "cuda"
+        self.lock = threading.Lock()  # held while a step changes the state a stop snapshot reads
+        self.boundary_rng = None      # the batch RNG's state after the last whole step
+        self.boundary_step = 0        # and that step
+        self.stop_guard = None        # the run's RankGuard, whose stop request rides in the Allreduce
+        self.saver = None             # pid of rank 0's stop-snapshot writer
+        self.saved_step = None        # the step it saves
+
+    def describe(self) -> str:
+        return "" if self.size == 1 else f" | {self.size} MPI ranks, each a share of the batch"
+
+    # -- rows of a global batch -------------------------------------------------------------------
+    def rows(self, batch_size: int) -> slice | None:
+        if self.size == 1:
+            return None
+        r, n = self.world.rank, self.size
+        return slice(r * batch_size // n, (r + 1) * batch_size // n)
+
+    def weight(self, batch_size: int) -> float:
+        rows = self.rows(batch_size)
+        return 1.0 if rows is None else (rows.stop - rows.start) / batch_size
+
+    def shard_dropout(self, dropouts, batch_size: int) -> None:
+        rows = self.rows(batch_size)
+        for d in dropouts:
+            if d.stream is not None:
+                d.stream.rows = None if rows is None else (rows.start, batch_size)
+
+    # -- collectives -----------------------------------------------------------------------------
+    def _sum(self, buf):
+        """buf (a flat device array) summed over the ranks -> (device array, its host copy or None)."""
+        be = self.backend
+        if self.device_buffers:
+            be.synchronize()
+            self.world.allreduce_sum(buf)
+            return buf, None
+        host = be.to_host(buf)  # a writeable copy
+        self.world.allreduce_sum(host)
+        return be.from_host(host), host
+
+    def reduce_step(self, opt, loss, batch_size: int):
+        """After backward: the flat gradients and the loss become the global batch's, in one Allreduce that
+        also carries a stop request (the guard's .local: a signal seen here), so every rank stops at the same
+        step. Returns the global loss (a device scalar); sets guard.requested when any rank asked to stop."""
+        if self.size == 1:
+            return loss
+        guard = self.stop_guard
+        be, flat, w = self.backend, opt.flat, self.weight(batch_size)
+        xp = be.xp
+        with be.activate():
+            flat.sync()
+            n = flat.total
+            stop = 1.0 if getattr(guard, "local", False) else 0.0
+            buf = xp.concat([flat.grad * w, xp.reshape(xp.astype(loss, flat.dtype) * w, (1,)),
+                             xp.full((1,), stop, dtype=flat.dtype, device=be.device)])  # (n + 2,)
+            buf, host = self._sum(buf)
+            flat.grad[...] = buf[:n]
+            flag = float((host if host is not None else be.to_host(buf))[n + 1])
+        if flag > 0 and not guard.requested:
+            guard.requested = True
+            if not getattr(guard, "local", False):
+                guard.signum = guard.REMOTE_SIGNAL
+        return buf[n]
+
+    def mean_host(self, host, batch_size: int):
+        """Per-rank means of a host array (its rows of a batch) -> the global batch's, on every rank."""
+        if self.size == 1:
+            return host
+        host = host * self.weight(batch_size)
+        self.world.allreduce_sum(host)
+        return host
+
+    def agree(self, trainer) -> None:
+        """Every rank: the same settings, data, step and model as rank 0 (else DistError on all), then rank 0's
+        weights and optimizer state."""
+        if self.size == 1:
+            return
+        from .. import __version__
+
+        cfg = trainer.config
+        mine = {"settings": cfg.to_dict(), "tinyllm": __version__, "data": trainer.data_info.get("fingerprint"),
+                "step": trainer.step, "model": trainer.model_name,
+                "parameters": trainer.model.num_parameters()}
+        everyone = self.world.allgather(mine)
+        for r, theirs in enumerate(everyone):
+            diff = _differences(everyone[0], theirs)
+            if diff:
+                raise DistError(f"rank {r} does not match rank 0: {diff}; start every rank with the same flags, "
+                                f"files and tinyllm")
+        if cfg.batch_size < self.size:
+            raise DistError(f"--batch-size {cfg.batch_size} is the global batch, split across {self.size} ranks; "
+                            f"give each rank a row at least: --batch-size {self.size} or more, or fewer ranks")
+        be, opt = self.backend, trainer.optimizer
+        with be.activate():
+            for a in [opt.flat.data, *opt.state.values()]:
+                host = be.to_host(a)
+                self.world.bcast_buffer(host)
+                a[...] = be.from_host(host)
+
+    # -- who writes ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def output(self, out: str, prepare, lock_class):
+        """Rank 0 creates the output directory and holds the run lock; the others write nothing."""
+        if not self.root:
+            yield
+            return
+        prepare(out)
+        with lock_class(out):
+            yield
+
+    def should_save(self, step: int) -> bool:
+        """Rank 0 only, never beside its stop-snapshot writer: wait for that first, and skip a step it saved."""
+        if not self.root:
+            return False
+        with self.lock:
+            if self.saver is None:
+                return True
+            try:
+                os.waitpid(self.saver, 0)
+            except ChildProcessError:
+                pass
+            return step != self.saved_step
+
+    @contextlib.contextmanager
+    def update(self, trainer):
+        """Around the optimizer step and the step count: a stop snapshot sees whole steps only."""
+        if self.size == 1:
+            yield
+            return
+        with self.lock:
+            yield
+            self.boundary_rng = trainer.rng.get_state()
+            self.boundary_step = trainer.step + 1  # the loop counts the step after this
+
+    def guard(self, trainer, single):
+        """The signal guard of a run: `single` (InterruptGuard) for one process, else a RankGuard."""
+        if self.size == 1:
+            return single()
+        from .stop import RankGuard
+
+        self.stop_guard = RankGuard(self, trainer)
+        return self.stop_guard
+
+
+
+def _differences(a: dict, b: dict) -> str:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if k == "settings":
+            sa, sb = a[k], b[k]
+            out += [f"{f}={sb.get(f)!r} (rank 0: {sa.get(f)!r})" for f in sorted(set(sa) | set(sb))
+                    if sa.get(f) != sb.get(f)]
+        elif a.get(k) != b.get(k):
+            out.append(f"{k} {b.get(k)!r} (rank 0: {a.get(k)!r})")
+    return ", ".join(out)
+
+
+def collective_init(init):
+    """Wraps Trainer.__init__: finds the world first (self.world, self.parallel), and under MPI makes an error on
+    any rank an error on every rank (the first failing rank's, one line each), then checks the ranks agree."""
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        self.world = world = current_world()
+        if world.size == 1:
+            init(self, *args, **kwargs)
+            self.parallel = DataParallel(world, self.backend)
+            return
+        err = None
+        try:
+            init(self, *args, **kwargs)
+        except Exception as e:  # noqa: BLE001 -- shared with the other ranks, then raised here
+            err = e
+        errors = world.allgather(None if err is None else picklable(err))
+        if err is not None:
+            raise err
+        first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first
+        self.parallel = DataParallel(world, self.backend)
+        self.parallel.agree(self)
+
+    return wrapper
+
+
+__all__ = ["DataParallel", "collective_init", "rank_device", "rank_log", "NullWorld"]

@@ -1,0 +1,124 @@
+"""The group of processes a run trains with: one process (NullWorld) or an MPI world.
+
+A process started by an MPI launcher (`mpiexec -n N tinyllm train ...`) finds
+the world by itself: the launcher sets OMPI_COMM_WORLD_SIZE (Open MPI) or
+PMI_SIZE (MPICH, Intel MPI, Slurm's PMI), and then mpi4py is imported here and
+nowhere else. Without those variables a run is one process and never imports
+mpi4py. TINYLLM_DIST=none forces one process; TINYLLM_DIST=mpi forces MPI.
+
+The collectives take host arrays (NumPy, via the backend's to_host) or, where
+the MPI is CUDA-aware, CuPy arrays: mpi4py reads both through the buffer
+protocol / __cuda_array_interface__, so nothing here imports numpy or cupy.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+
+from ..errors import ConfigError
+
+LAUNCH_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")  # set by Open MPI's and MPICH-family launchers
+INSTALL = "pip install 'tinyllm[mpi]' (mpi4py and Open MPI; or mpi4py built against your cluster's MPI)"
+
+
+class DistError(ConfigError):
+    """A distributed launch that cannot work (no mpi4py, ranks that disagree); exit 2 on every rank."""
+
+
+class NullWorld:
+    """One process: rank 0 of 1. The collectives return what they are given."""
+
+    rank, size, local_rank = 0, 1, 0
+    name = "single process"
+    cuda_aware = False
+
+    @property
+    def root(self) -> bool:
+        return self.rank == 0
+
+    def allreduce_sum(self, buf) -> None:
+        """Sum buf (a host array, or a device array where cuda_aware) over all ranks, in place."""
+
+    def bcast_buffer(self, buf) -> None:
+        """Overwrite buf with rank 0's buf, in place."""
+
+    def bcast(self, obj):
+        return obj
+
+    def allgather(self, obj) -> list:
+        return [obj]
+
+
+class MPIWorld(NullWorld):
+    """COMM_WORLD through mpi4py. local_rank is the rank among the processes of this machine."""
+
+    def __init__(self):
+        launched = ", ".join(f"{k}={os.environ[k]}" for k in LAUNCH_VARS if k in os.environ)
+        try:
+            from mpi4py import MPI
+        except ImportError as e:
+            why = f" ({launched})" if launched else ""
+            raise DistError(f"started by an MPI launcher{why} but mpi4py cannot be imported ({e}); "
+                            f"install it: {INSTALL}") from None
+        self.MPI = MPI
+        self.comm = MPI.COMM_WORLD
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        node = self.comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        self.local_rank = node.Get_rank()
+        node.Free()
+        self.cuda_aware = _cuda_aware(MPI)
+        self.name = f"MPI rank {self.rank} of {self.size} ({MPI.Get_library_version().splitlines()[0].strip()})"
+
+    def allreduce_sum(self, buf) -> None:
+        self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
+
+    def bcast_buffer(self, buf) -> None:
+        self.comm.Bcast(buf, root=0)
+
+    def bcast(self, obj):
+        return self.comm.bcast(obj, root=0)
+
+    def allgather(self, obj) -> list:
+        return self.comm.allgather(obj)
+
+
+def _cuda_aware(MPI) -> bool:
+    """Whether device buffers may go to MPI as they are (Open MPI's and MPICH's query; TINYLLM_CUDA_AWARE_MPI=0/1
+    overrides it). Untested here: this machine has no GPU."""
+    forced = os.environ.get("TINYLLM_CUDA_AWARE_MPI")
+    if forced in ("0", "1"):
+        return forced == "1"
+    query = getattr(MPI, "Query_cuda_support", None)
+    try:
+        return bool(query()) if query is not None else False
+    except Exception:  # an MPI without the extension
+        return False
+
+
+def launched_by_mpi() -> bool:
+    mode = os.environ.get("TINYLLM_DIST", "auto")
+    if mode not in ("auto", "mpi", "none"):
+        raise DistError(f"TINYLLM_DIST={mode!r}: use auto (find an MPI launch by itself), mpi or none")
+    if mode != "auto":
+        return mode == "mpi"
+    return any(k in os.environ for k in LAUNCH_VARS)
+
+
+_WORLD = None
+
+
+def current_world():
+    """The world of this process, found once (DistError when launched by MPI without mpi4py)."""
+    global _WORLD
+    if _WORLD is None:
+        _WORLD = MPIWorld() if launched_by_mpi() else NullWorld()
+    return _WORLD
+
+
+def picklable(err: BaseException) -> BaseException:
+    """err, or a DistError with its message where it cannot cross to the other ranks."""
+    try:
+        pickle.loads(pickle.dumps(err))
+        return err
+    except Exception:
+        return DistError(str(err))
