@@ -166,18 +166,23 @@ class DataParallel:
         with lock_class(out):
             yield
 
-    def should_save(self, step: int) -> bool:
-        """Rank 0 only, never beside its stop-snapshot writer: wait for that first, and skip a step it saved."""
+    @contextlib.contextmanager
+    def saving(self, step: int):
+        """-> whether to save: rank 0 only, and never beside its stop-snapshot writer (the snapshot waits
+        for this save; this save waits for the snapshot's writer and skips the step it saved)."""
+        if self.size == 1:
+            yield True
+            return
         if not self.root:
-            return False
+            yield False
+            return
         with self.lock:
-            if self.saver is None:
-                return True
-            try:
-                os.waitpid(self.saver, 0)
-            except ChildProcessError:
-                pass
-            return step != self.saved_step
+            if self.saver is not None:
+                try:
+                    os.waitpid(self.saver, 0)
+                except ChildProcessError:
+                    pass
+            yield step != self.saved_step
 
     @contextlib.contextmanager
     def update(self, trainer):

@@ -78,7 +78,7 @@ class RankGuard(InterruptGuard):
     def _snapshot(self, signum: int) -> None:
         """Rank 0: save the last whole step now, from a process Open MPI's SIGKILL does not reach."""
         p, t = self.parallel, self.trainer
-        with p.lock:  # no step, and no save of the main thread (DataParallel.should_save), meanwhile
+        with p.lock:  # no step, and no save of the main thread (DataParallel.saving), meanwhile
             if p.saver is not None:
                 return
             tensors, meta = t.state()
@@ -90,18 +90,17 @@ class RankGuard(InterruptGuard):
             if pid != 0:
                 p.saver, p.saved_step = pid, step
                 return
-        if pid == 0:  # the writer: its own session, only this thread, no MPI
-            code = 1
-            try:
-                os.setsid()
-                from ..train.checkpoint import save_checkpoint
+        code = 1  # the writer: its own session, only this thread, no MPI
+        try:
+            os.setsid()
+            from ..train.checkpoint import save_checkpoint
 
-                save_checkpoint(t.out, tensors, meta, run_id=t.run_id, replaces=t._replaces)
-                code = 0
-            except BaseException as e:  # noqa: BLE001 -- one line, then out
-                _say(f"error: the checkpoint of step {step} was not saved: {e}")
-            finally:
-                os._exit(code)
+            save_checkpoint(t.out, tensors, meta, run_id=t.run_id, replaces=t._replaces)
+            code = 0
+        except BaseException as e:  # noqa: BLE001 -- one line, then out
+            _say(f"error: the checkpoint of step {step} was not saved: {e}")
+        finally:
+            os._exit(code)
 
 
 def _say(line: str) -> None:

@@ -154,11 +154,11 @@ class Trainer:
         return resume.state(self)
 
     def save(self) -> None:
-        if not self.parallel.should_save(self.step):  # [dist] rank 0 alone writes
-            return
-        with self._counting("checkpoint"):
-            save_checkpoint(self.out, *self.state(), run_id=self.run_id, replaces=self._replaces)
-        self._replaces = None
+        with self.parallel.saving(self.step) as go:  # [dist] rank 0 alone writes, one writer at a time
+            if go:
+                with self._counting("checkpoint"):
+                    save_checkpoint(self.out, *self.state(), run_id=self.run_id, replaces=self._replaces)
+                self._replaces = None
 
     def describe(self) -> str:
         ds = self.dataset
