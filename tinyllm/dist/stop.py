@@ -90,17 +90,22 @@ class RankGuard(InterruptGuard):
             if pid != 0:
                 p.saver, p.saved_step = pid, step
                 return
-        code = 1  # the writer: its own session, only this thread, no MPI
-        try:
+        try:  # the writer: its own session, only this thread, no MPI
             os.setsid()
             from ..train.checkpoint import save_checkpoint
 
-            save_checkpoint(t.out, tensors, meta, run_id=t.run_id, replaces=t._replaces)
-            code = 0
+            save_checkpoint(t.out, tensors, meta, run_id=t.run_id, replaces=t.replaces)
         except BaseException as e:  # noqa: BLE001 -- one line, then out
             _say(f"error: the checkpoint of step {step} was not saved: {e}")
         finally:
-            os._exit(code)
+            _end()
+
+
+def _end() -> None:
+    """End the writer now, without atexit handlers (mpi4py's would finalize MPI from a forked child). Nobody
+    reads its status: a failure has said so in one line."""
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _say(line: str) -> None:

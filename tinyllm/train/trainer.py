@@ -153,6 +153,11 @@ class Trainer:
         """(tensors, meta) for save_checkpoint (resume.state)."""
         return resume.state(self)
 
+    @property
+    def replaces(self) -> str | None:
+        """The id of the earlier run this one replaces (--overwrite), until its first save."""
+        return self._replaces
+
     def save(self) -> None:
         with self.parallel.saving(self.step) as go:  # [dist] rank 0 alone writes, one writer at a time
             if go:
