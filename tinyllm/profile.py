@@ -136,7 +136,12 @@ def profile(sync=None, clock=time.perf_counter):
 
     def hook(name, fn, args, kwargs):
         out = prof._timed(prof.forward, name, fn, *args, **kwargs)
-        _timed_backward(prof, name, out, args)
+        if isinstance(out, tuple):  # several outputs (unbind), and the tensor joining them to the inputs
+            for t in out:
+                for u in (t, *getattr(t, "_parents", ())):
+                    _timed_backward(prof, name, u, args)
+        else:
+            _timed_backward(prof, name, out, args)
         return out
 
     def backward_pass(run):

@@ -146,8 +146,8 @@ class CausalSelfAttention(Module):
     def forward(self, x: Tensor, cache: "dict | None" = None) -> Tensor:
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head
-        qkv = self.qkv(x).reshape(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
-        q, k, v = qkv[0, ...], qkv[1, ...], qkv[2, ...]  # (B, nh, T, hs); strict needs the ellipsis
+        qkv = F.unbind(self.qkv(x).reshape(B, T, 3, nh, hs), axis=2)  # 3 x (B, T, nh, hs)
+        q, k, v = (t.permute(0, 2, 1, 3) for t in qkv)  # (B, nh, T, hs)
         if cache is not None:  # sampling: keys and values of earlier positions
             if "k" in cache:
                 k = F.concat([cache["k"], k], axis=2)

@@ -11,6 +11,7 @@ from .embedding import embedding
 from .dropout import dropout
 from .loss import cross_entropy, mse_loss
 from .attention import attention, causal_mask
+from .unbind import unbind
 from ..errors import ShapeError
 from ._util import device_array
 
