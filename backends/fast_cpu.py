@@ -309,27 +309,36 @@ class NumpyFast:
 
     # -- Adam / AdamW, in place ------------------------------------------------
     def adam_step(self, p, g, m, v, lr, b1, b2, eps, wd, t, decoupled):
-        """Update p, m, v in place (p, m, v are owned by the optimizer)."""
-        if wd and not decoupled:
-            g = g + wd * p
-        m *= b1
-        m += (1.0 - b1) * g
-        v *= b2
-        tmp = g * g
-        tmp *= 1.0 - b2
-        v += tmp
+        """Update p, m, v in place (p, m, v are owned by the optimizer): all passes over one
+        chunk while it is in cache (the flat buffers are several MB), the chunks split across
+        the threads. The same operations in the same order as one pass over everything."""
         bc1 = 1.0 - b1 ** t
         bc2 = 1.0 - b2 ** t
-        np.sqrt(v, out=tmp)
-        tmp *= 1.0 / math.sqrt(bc2)
-        tmp += eps
-        np.divide(m, tmp, out=tmp)
-        tmp *= lr / bc1
-        if wd and decoupled:
-            p *= 1.0 - lr * wd
-        p -= tmp
+        p, g, m, v = (a.reshape(-1) for a in (p, g, m, v))
 
+        def update(a, b):
+            buf = np.empty(min(CHUNK, b - a), dtype=p.dtype)
+            for i, j in _spans(a, b, CHUNK):
+                pi, gi, mi, vi, tmp = p[i:j], g[i:j], m[i:j], v[i:j], buf[:j - i]
+                if wd and not decoupled:
+                    gi = gi + wd * pi
+                mi *= b1
+                np.multiply(gi, 1.0 - b1, out=tmp)
+                mi += tmp
+                vi *= b2
+                np.multiply(gi, gi, out=tmp)
+                tmp *= 1.0 - b2
+                vi += tmp
+                np.sqrt(vi, out=tmp)
+                tmp *= 1.0 / math.sqrt(bc2)
+                tmp += eps
+                np.divide(mi, tmp, out=tmp)
+                tmp *= lr / bc1
+                if wd and decoupled:
+                    pi *= 1.0 - lr * wd
+                pi -= tmp
 
+        self.threads.run(update, self.threads.ranges(p.size, 4 * p.size))
 
 
 def _aug(a, col):

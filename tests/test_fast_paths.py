@@ -200,6 +200,30 @@ def test_fused_adam_matches_standard_update(cpu, opt_cls):
     np.testing.assert_allclose(results[0], results[1], rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("decoupled", [True, False], ids=["adamw", "adam"])
+def test_fused_adam_in_chunks_and_threads_is_the_one_pass_update(kernels, decoupled):
+    """The step runs chunk by chunk, split across threads (fixture: chunks of 40, 2 threads):
+    bit for bit the update of one pass over the whole buffer."""
+    rng = np.random.default_rng(4)
+    p, g, m = (rng.standard_normal(203).astype(np.float32) for _ in range(3))
+    v = np.abs(rng.standard_normal(203)).astype(np.float32)
+    want = [a.copy() for a in (p, m, v)]
+    wp, wm, wv = want
+    gg = g + 0.1 * wp if not decoupled else g
+    wm *= 0.9
+    wm += 0.1 * gg
+    wv *= 0.99
+    wv += (gg * gg) * np.float32(1.0 - 0.99)
+    step = np.sqrt(wv) * np.float32(1.0 / np.sqrt(1.0 - 0.99 ** 3)) + np.float32(1e-8)
+    step = (wm / step) * np.float32(1e-2 / (1.0 - 0.9 ** 3))
+    if decoupled:
+        wp *= np.float32(1.0 - 1e-2 * 0.1)
+    wp -= step
+    kernels.adam_step(p, g, m, v, 1e-2, 0.9, 0.99, 1e-8, 0.1, 3, decoupled)
+    for got, ref in zip((p, m, v), want):
+        np.testing.assert_allclose(got, ref, rtol=1e-6, atol=0)
+
+
 def _train(be, steps=3, block=8):
     m = build_model("gpt", vocab_size=17, block_size=block, n_layer=2, n_head=2, n_embd=16, bias=False, device=be)
     opt = AdamW(decay_groups(m, 0.1), lr=1e-3, betas=(0.9, 0.99))
