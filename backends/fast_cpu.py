@@ -25,8 +25,8 @@ time, so memory grows linearly with the context; fully masked blocks of a
 causal mask are skipped, which also halves the work.
 
 Threads follow one policy (backends/threads.py), refreshed from the matmul
-kernel: BLAS runs single-threaded, and every kernel here, matmul included,
-splits its rows into one part per thread the policy allows and runs the
+kernel: BLAS splits the matmuls over the threads the policy allows, and every
+other kernel here splits its rows into one part per thread and runs the
 parts at once on the policy's helper threads.
 """
 from __future__ import annotations
@@ -103,20 +103,20 @@ class NumpyFast:
     def __init__(self, threads: ThreadPolicy | None = None):
         self.threads = threads if threads is not None else ThreadPolicy()
 
-    # -- matmul, rows split across the policy's threads --------------------------
+    # -- matmul: BLAS splits it across the policy's threads ----------------------
     def matmul(self, xp, a, b):
-        self.threads.refresh()
+        self.threads.refresh()  # sizes the BLAS pool to the cores free now
         if b.ndim == 2:  # (..., K) @ (K, N): one (rows, K) @ (K, N) matmul
             lead, (k, n) = a.shape[:-1], b.shape
             a2 = a.reshape(-1, k)
 
             def folded_backward(g, need=(True, True)):
                 g2 = g.reshape(-1, n)
-                ga = self._mm(g2, b.T).reshape(lead + (k,)) if need[0] else None
-                gb = self._mm_tn(a2, g2) if need[1] else None
+                ga = (g2 @ b.T).reshape(lead + (k,)) if need[0] else None
+                gb = a2.T @ g2 if need[1] else None
                 return ga, gb
 
-            return self._mm(a2, b).reshape(lead + (n,)), folded_backward
+            return (a2 @ b).reshape(lead + (n,)), folded_backward
 
         def backward(g, need=(True, True)):
             ga = _unbroadcast(g @ np.swapaxes(b, -1, -2), a.shape) if need[0] else None
@@ -124,27 +124,6 @@ class NumpyFast:
             return ga, gb
 
         return a @ b, backward
-
-    def _mm(self, a, b):
-        """a (M, K) @ b (K, N), the rows of a split across the threads."""
-        parts = self.threads.ranges(a.shape[0], a.shape[0] * a.shape[1] * b.shape[1] // 64)
-        if len(parts) == 1:
-            return a @ b
-        out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a.dtype, b.dtype))
-        self.threads.run(lambda i, j: np.matmul(a[i:j], b, out=out[i:j]), parts)
-        return out
-
-    def _mm_tn(self, a, g):
-        """a^T @ g for a (M, K), g (M, N): the sum over M split across the threads, partial sums added."""
-        parts = self.threads.ranges(a.shape[0], a.shape[0] * a.shape[1] * g.shape[1] // 64)
-        if len(parts) == 1:
-            return a.T @ g
-        sums = {}
-        self.threads.run(lambda i, j: sums.__setitem__(i, a[i:j].T @ g[i:j]), parts)
-        total = sums.pop(0)
-        for part in sums.values():
-            total += part
-        return total
 
     # -- GELU (tanh form) -----------------------------------------------------
     def gelu(self, xp, x):

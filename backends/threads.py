@@ -12,15 +12,22 @@ leave free, never more than the BLAS pool had when the policy was made
 (OpenBLAS sizes that from OMP_NUM_THREADS / OPENBLAS_NUM_THREADS or the CPUs
 this process may run on). threadpoolctl reads and sets the pool.
 
-The kernels (backends/fast_cpu.py) cut their rows into one part per thread
-and run the parts at once (NumPy releases the GIL inside its loops and BLAS
-calls), matmuls and elementwise work alike, so everything scales, not only
-BLAS; with one thread they run in the calling thread alone. The helpers wait
-on a queue, so they never spin against another process.
+Matmuls are BLAS's to split: the policy sets the BLAS pool to its thread
+count whenever that changes. Splitting them ourselves (rows on our helper
+threads, BLAS at one thread) was slower than one thread here: six cpu-small
+matmul shapes took 5.9 ms split against 5.4 on one thread and 3.3 with
+OpenBLAS's two threads (idle machine), whose workers pick up work within
+microseconds where a Python hand-off costs tens. The other kernels
+(backends/fast_cpu.py) can cut their rows into one part per thread and run
+the parts at once on the policy's helpers (NumPy releases the GIL inside its
+loops), but that is off (`split_kernels`): OpenBLAS's workers spin for a
+while after each matmul, and a helper next to a spinning worker made GELU
+2x slower. The helpers wait on a queue, so they never spin against another
+process.
 
 The policy starts at one thread and widens after its first look, so a short
-script never oversubscribes. Holding BLAS at one thread is the one thing it
-changes in the process, once, when the CPU backend is made.
+script never oversubscribes. Sizing the BLAS pool is the one thing it changes
+in the process.
 """
 from __future__ import annotations
 
@@ -71,15 +78,20 @@ class ThreadPolicy:
     """threads: how many threads tinyllm's CPU work may use now; refresh() updates it
     at most every `interval` s.
 
-    BLAS itself is held at one thread: the kernels split matmuls and elementwise
-    work into as many parts as `threads` and run them at once, one in the
-    calling thread and the rest on helper threads that wait on a queue. One
-    pool for both, and no BLAS worker left spinning between calls against the
-    helpers or another process (OpenBLAS's workers busy-wait after each call).
+    BLAS gets `threads` for its matmuls. With split_kernels on, the other kernels
+    split their work into as many parts and run them at once, one in the calling
+    thread and the rest on helper threads that wait on a queue. When another
+    process takes a core, both drop to the cores left free.
     """
 
+    # The kernels' own row split: off, because with BLAS holding the second core for matmuls it
+    # was slower than one thread (cpu-small, 2 threads, per-op profile sums of two alternating
+    # runs: 66.5 and 77.4 ms with kernels in the calling thread vs 104.6 and 107.1 split; GELU,
+    # layer norm and attention each faster unsplit), as OpenBLAS's workers spin after each call.
+    split_kernels = False
+
     def __init__(self, max_threads: int | None = None, interval: float = 0.5):
-        blas = blas_controllers()
+        blas = self._blas = blas_controllers()
         pools = [c.num_threads for c in blas]
         self.max_threads = max(1, max_threads or (max(pools) if pools else usable_cpus()))
         for c in blas:
@@ -101,22 +113,31 @@ class ThreadPolicy:
         self._last = (machine, own)
         self._due = time.monotonic() + self.interval
         if machine is None or before is None or machine[1] <= before[1]:
-            self.threads = self.max_threads  # nothing to read (not Linux): trust the pool size
+            self._set(self.max_threads)  # nothing to read (not Linux): trust the pool size
             return self.threads
         wall = machine[1] - before[1]
         self.others = max(0.0, (machine[0] - before[0]) - (own - own0)) / wall
-        self.threads = threads_for(usable_cpus(), self.others, self.max_threads)
+        self._set(threads_for(usable_cpus(), self.others, self.max_threads))
         return self.threads
+
+    def _set(self, n: int) -> None:
+        """Use n threads: the kernels' parts, and the BLAS pool for matmuls."""
+        if n != self.threads:
+            for c in self._blas:
+                c.set_num_threads(n)
+        self.threads = n
 
     def pin(self, n: int | None) -> None:
         """Use n threads from now on, whatever the machine does (n=None: follow the machine again)."""
         self.pinned = n is not None
         if n is not None:
-            self.threads = max(1, n)
+            self._set(max(1, n))
 
     def ranges(self, n: int, work: int) -> list:
         """[(start, stop)] cutting range(n) into one part per thread, fewer when a
         part would hold less than MIN_SPLIT elements of `work`."""
+        if not self.split_kernels:
+            return [(0, n)]
         k = max(1, min(self.threads, n, work // max(1, MIN_SPLIT)))
         return [(i * n // k, (i + 1) * n // k) for i in range(k)]
 

@@ -101,8 +101,10 @@ def kernels(request, monkeypatch):
     monkeypatch.setattr(threads, "MIN_SPLIT", 0)
     monkeypatch.setattr(fast_cpu, "CHUNK", 40)
     fast = NumpyFast()
+    fast.threads.split_kernels = True  # off by default (backends/threads.py); the split must stay right
     fast.threads.pin(request.param)
     yield fast
+    fast.threads.pin(1)  # the BLAS pool is the process's
 
 
 def _grad_seed(rng, out, name):
@@ -272,15 +274,22 @@ def test_thread_policy_leaves_busy_cores_alone(ncpu, others, cap, want):
     assert threads_for(ncpu, others, cap) == want
 
 
-def test_thread_policy_holds_blas_at_one_thread_and_splits_work_itself(monkeypatch):
-    """BLAS workers would spin between calls; the policy's own helpers split the work instead."""
+def test_thread_policy_sizes_blas_and_splits_the_other_work_itself(monkeypatch):
+    """Matmuls are BLAS's to split, at the policy's thread count; the other kernels' parts
+    run on the policy's own helpers."""
     blas = blas_controllers()
     if not blas:
         pytest.skip("no BLAS library that threadpoolctl can see")
     policy = ThreadPolicy(max_threads=3)
     assert all(c.get_num_threads() == 1 for c in blas)
     assert policy.threads == 1 and policy.ranges(100, 10**9) == [(0, 100)]  # starts narrow
+    policy.pin(2)
+    assert all(c.get_num_threads() == 2 for c in blas)
+    policy.pin(1)  # a busy core: BLAS drops back too
+    assert all(c.get_num_threads() == 1 for c in blas)
     policy.pin(3)
+    assert policy.ranges(100, 10**9) == [(0, 100)]  # the kernels run whole unless split_kernels
+    policy.split_kernels = True
     assert policy.ranges(100, 10**9) == [(0, 33), (33, 66), (66, 100)]
     assert policy.ranges(100, 2 * threads.MIN_SPLIT) == [(0, 50), (50, 100)]  # parts worth a thread only
     seen, together = [], threading.Barrier(3, timeout=10)
@@ -291,6 +300,7 @@ def test_thread_policy_holds_blas_at_one_thread_and_splits_work_itself(monkeypat
 
     policy.run(part, policy.ranges(9, 10**9))
     assert sorted(s[:2] for s in seen) == [(0, 3), (3, 6), (6, 9)] and len({s[2] for s in seen}) == 3
+    policy.pin(1)  # the BLAS pool is the process's: leave it as the CPU backend's policy set it
 
 
 # -- profiler --------------------------------------------------------------------------------------
