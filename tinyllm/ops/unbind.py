@@ -34,7 +34,7 @@ def unbind(x: Tensor, axis: int = 0) -> tuple:
                 buf[index[i]] = 0.0
         return (buf,)
 
-    hub = Tensor._make(x.data, be, (x,), hand_on)
+    hub = Tensor.from_op(x.data, be, (x,), hand_on)
 
     def part(i: int) -> Tensor:
         def backward(g):
@@ -44,6 +44,6 @@ def unbind(x: Tensor, axis: int = 0) -> tuple:
             state["written"].add(i)
             return (token,)
 
-        return Tensor._make(x.data[index[i]], be, (hub,), backward)
+        return Tensor.from_op(x.data[index[i]], be, (hub,), backward)
 
     return tuple(part(i) for i in range(n))
