@@ -123,8 +123,7 @@ def load_trained(out_dir: str, device="auto"):
     """(model, tokenizer, meta) from the checkpoint in out_dir, on any device
     (a checkpoint trained on a GPU loads on the CPU and the other way round)."""
     tensors, meta = load_checkpoint(out_dir)
-    check_meta(meta, out_dir, resume=False)  # the tokenizer too, and that it fits the model
-    tokenizer = tokenizer_from_dict(meta["tokenizer"])
+    tokenizer = check_meta(meta, out_dir, resume=False)  # the tokenizer too, and that it fits the model
     model = model_from_meta(meta, get_backend(device), out_dir)
     load_weights(model, tensors)
     model.eval()
@@ -206,9 +205,10 @@ _META_RULES = {
 }
 
 
-def check_meta(meta: dict, out_dir: str, resume: bool) -> None:
+def check_meta(meta: dict, out_dir: str, resume: bool):
     """Refuse checkpoint metadata that a hand edit or damage made unusable, as strictly as the tensors:
-    every entry present has its type and range; resume needs the entries of an exact continuation."""
+    every entry present has its type and range; resume needs the entries of an exact continuation.
+    Returns the saved tokenizer, built once here to check it (a BPE tokenizer is not cheap to build)."""
     needed = ("model", "config", "tokenizer") + (("step", "rng", "optim") if resume else ())
     for key in needed:
         if key not in meta:
@@ -221,9 +221,11 @@ def check_meta(meta: dict, out_dir: str, resume: bool) -> None:
             raise CheckpointError(f"{damaged}: its {key!r} entry must be {what}, got "
                                   f"{shown[:60]}{'...' if len(shown) > 60 else ''} (was {INDEX} edited?); {DAMAGED_FIX}")
     try:
-        vocab = tokenizer_from_dict(meta["tokenizer"]).vocab_size
+        tokenizer = tokenizer_from_dict(meta["tokenizer"])
     except TokenizerError as e:
         raise CheckpointError(f"{damaged}: its tokenizer is unusable ({e}); {DAMAGED_FIX}") from None
+    vocab = tokenizer.vocab_size
     if vocab != meta["config"].get("vocab_size", vocab):
         raise CheckpointError(f"{damaged}: its tokenizer has {vocab} tokens, its model {meta['config']['vocab_size']} "
                               f"(was {INDEX} edited?); {DAMAGED_FIX}")
+    return tokenizer
