@@ -66,7 +66,7 @@ def signal_name(signum: int) -> str:
 
 
 class InterruptGuard:
-    """with InterruptGuard() as g: ... if g.requested: save, print, exit g.exit_code.
+    """with InterruptGuard() as g: ... if g.requested: save, then raise TrainingInterrupted(msg, g.signum).
 
     First SIGINT or SIGTERM: sets .requested (and .signum) and prints one line.
     A second one raises Interrupted at once. The previous handlers are restored
@@ -80,10 +80,6 @@ class InterruptGuard:
         self.requested = False
         self.signum = signal.SIGINT
         self._old: dict = {}
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + int(self.signum)
 
     def _handler(self, signum, frame):
         if self.requested:
