@@ -113,7 +113,7 @@ class DataParallel:
                              xp.full((1,), stop, dtype=flat.dtype, device=be.device)])  # (n + 2,)
             buf, host = self._sum(buf)
             flat.grad[...] = buf[:n]
-            flag = float((host if host is not None else be.to_host(buf))[n + 1])
+            flag = float(host[n + 1] if host is not None else be.to_host(buf[n + 1:])[0])  # only the flag crosses
         if flag > 0 and not guard.requested:
             guard.requested = True
             if not getattr(guard, "local", False):

@@ -43,9 +43,7 @@ class RankGuard(InterruptGuard):
     def __enter__(self) -> "RankGuard":
         if threading.current_thread() is not threading.main_thread():
             return self
-        for s in SIGNALS:
-            self._old[s] = signal.getsignal(s)
-            signal.signal(s, self._handler)
+        super().__enter__()  # this guard's handler for SIGINT and SIGTERM
         self.parallel.boundary_rng = self.trainer.rng.get_state()
         self.parallel.boundary_step = self.trainer.step
         if self.parallel.root:
