@@ -124,8 +124,9 @@ def missing_libraries() -> list:
     return missing
 
 
-def diagnose(cupy, index: int) -> tuple:
-    """(problem or None, device count or None) for cuda:index, by talking to the driver.
+def diagnose(cupy, index: int, run_probe: bool = True) -> tuple:
+    """(problem or None, device count or None) for cuda:index, by talking to the driver;
+    run_probe=False skips the test run on the device (counting GPUs must not open a context on one).
 
     With CuPy installed and no driver, `import cupy` works and only the first
     runtime call fails; a missing library fails only when first used (NVRTC at
@@ -158,6 +159,8 @@ def diagnose(cupy, index: int) -> tuple:
         return f"there is no cuda:{index}", count
     if lib_note:
         return lib_note, count
+    if not run_probe:
+        return None, count
     try:
         probe(cupy, index)
     except Exception as e:

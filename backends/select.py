@@ -28,8 +28,8 @@ def _parse(spec: str) -> tuple[str, int]:
     raise DeviceError(f"unknown device {spec!r}; use {VALID_FORMS}")
 
 
-def _cuda_status(index: int) -> tuple:
-    """(problem or None, CUDA device count or None)."""
+def _cuda_status(index: int, run_probe: bool = True) -> tuple:
+    """(problem or None, CUDA device count or None); run_probe=False: no test run on the device."""
     try:
         import cupy
     except ImportError:
@@ -42,7 +42,7 @@ def _cuda_status(index: int) -> tuple:
         return f"CuPy failed to import ({_line(e)}); reinstall it: {INSTALL}", None
     from .cuda import diagnose
 
-    return diagnose(cupy, index)
+    return diagnose(cupy, index, run_probe)
 
 
 def cuda_problem(index: int = 0) -> str | None:
@@ -51,8 +51,9 @@ def cuda_problem(index: int = 0) -> str | None:
 
 
 def cuda_device_count() -> int:
-    """How many CUDA devices this process can use (0 without CuPy, a driver or a GPU)."""
-    problem, count = _cuda_status(0)
+    """How many CUDA devices this process can use (0 without CuPy, a driver or a GPU). No device is
+    touched: each MPI rank counts the GPUs, then opens only its own (get_backend probes that one)."""
+    problem, count = _cuda_status(0, run_probe=False)
     return (count or 0) if problem is None else 0
 
 
