@@ -217,6 +217,7 @@ class NumpyFast:
                 tmp = np.empty((min(step, b - a), n), dtype=x2.dtype)
                 gw = np.zeros(n, dtype=x2.dtype) if w is not None else None
                 gb = np.zeros(n, dtype=x2.dtype) if bias is not None else None
+                ones = np.ones(min(step, b - a), dtype=x2.dtype) if bias is not None else None  # row sums as a gemv
                 for i, j in _spans(a, b, step):
                     gs, xh, d, t, rs = g2[i:j], xhat[i:j], dx[i:j], tmp[:j - i], rstd[i:j]
                     if w is not None:
@@ -225,7 +226,7 @@ class NumpyFast:
                     else:
                         d[...] = gs
                     if bias is not None:
-                        gb += np.ones(j - i, dtype=x2.dtype) @ gs
+                        gb += ones[:j - i] @ gs
                     # dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)), rstd folded into the row factors
                     m = d @ mean_of  # (r,) mean(dxhat)
                     m *= rs
