@@ -1,4 +1,5 @@
 """Floor 1: the only package that imports numpy, cupy or array_api_strict."""
+from . import blas_env  # noqa: F401  (first: OpenBLAS reads its settings when numpy loads it)
 from .base import RNG, Backend, TransferStats
 from .errors import TinyLLMError
 from .fast_cpu import tune_malloc

@@ -36,6 +36,7 @@ import sys
 
 import numpy as np
 
+from .jit_cpu import layer_norm_loops
 from .threads import ThreadPolicy
 
 _GELU_C = math.sqrt(2.0 / math.pi)
@@ -43,6 +44,7 @@ _GELU_A = 0.044715
 ATTENTION_BLOCK = 64  # query/key rows per attention block (contexts up to this run unblocked)
 SHIFT_BOUND = 40.0  # largest score bound used as softmax's shift (see _score_shift)
 CHUNK = 1 << 16  # elements per elementwise pass: a chunk's temporaries stay in L2
+GROUP_BYTES = 1 << 20  # attention: the score blocks of a group of (batch, head) pairs held in L2 at once
 
 
 def _rowsum(a):
@@ -98,7 +100,9 @@ def _mask_out(s, visible):
 class NumpyFast:
     """The fused kernels of backends/kernels.py for NumPy, and the thread policy they run under."""
 
-    name = "numpy"
+    @property
+    def name(self) -> str:
+        return "numpy + numba layer norm" if layer_norm_loops() is not None else "numpy"
 
     def __init__(self, threads: ThreadPolicy | None = None):
         self.threads = threads if threads is not None else ThreadPolicy()
@@ -176,7 +180,41 @@ class NumpyFast:
 
     # -- layer norm over the last axis ---------------------------------------
     def layer_norm(self, xp, x, w, b, eps):
-        """Rows in chunks that stay in cache, the chunks split across the threads. Row
+        loops = layer_norm_loops()
+        if loops is None:
+            return self._layer_norm_passes(x, w, b, eps)
+        forward, grad_rows = loops
+        shape, n = x.shape, x.shape[-1]
+        x2 = np.ascontiguousarray(x.reshape(-1, n))  # (N, C)
+        wv = np.ones(n, x2.dtype) if w is None else np.ascontiguousarray(w, dtype=x2.dtype)
+        bv = np.zeros(n, x2.dtype) if b is None else np.ascontiguousarray(b, dtype=x2.dtype)
+        out, xhat = np.empty_like(x2), np.empty_like(x2)
+        rstd = np.empty(x2.shape[0], dtype=x2.dtype)  # (N,)
+        e = x2.dtype.type(eps)
+        parts = self.threads.ranges(x2.shape[0], 2 * x2.size)
+
+        def fwd(i, j):
+            forward(x2[i:j], wv, bv, out[i:j], xhat[i:j], rstd[i:j], e)
+
+        self.threads.run(fwd, parts)
+
+        def backward(g):
+            g2 = np.ascontiguousarray(g.reshape(-1, n))
+            dx = np.empty_like(x2)
+            sums = {i: (np.zeros(n, x2.dtype), np.zeros(n, x2.dtype)) for i, _ in parts}  # per part: gw, gb
+
+            def grad(i, j):
+                grad_rows(g2[i:j], xhat[i:j], rstd[i:j], wv, dx[i:j], *sums[i])
+
+            self.threads.run(grad, parts)
+            gw = sum(v[0] for v in sums.values()) if w is not None else None
+            gb = sum(v[1] for v in sums.values()) if b is not None else None
+            return dx.reshape(shape), gw, gb
+
+        return out.reshape(shape), backward
+
+    def _layer_norm_passes(self, x, w, b, eps):
+        """Without numba: rows in chunks that stay in cache, the chunks split across the threads. Row
         means ride in matmuls (x @ 1/n), the weight's gradient is one einsum pass, and
         the backward folds rstd into its row factors: 5 passes over (N, C) forward, 5 back."""
         shape, n = x.shape, x.shape[-1]
@@ -205,7 +243,7 @@ class NumpyFast:
                 elif bias is not None:
                     np.add(xh, bias, out=out[i:j])
 
-        parts = self.threads.ranges(x2.shape[0], 4 * x2.size)
+        parts = self.threads.ranges(x2.shape[0], x2.size)
         self.threads.run(forward, parts)
 
         def backward(g):
@@ -265,27 +303,37 @@ class NumpyFast:
 
     # -- scaled-dot-product attention ----------------------------------------
     def attention(self, xp, q, k, v, mask, scale):
-        """The batch is split across the threads; each part runs whole or blocked."""
+        """Over the (batch, head) pairs, a few at a time: each group's blocks of scores stay in
+        cache through all the passes over them (all 48 pairs of a T=512 step at once spilled
+        6 MB per pass to L3: the backward took 90 ms a call, in groups 50). The groups are
+        split across the threads; each runs whole or blocked."""
         part_fn = _attention_whole if q.shape[-2] <= ATTENTION_BLOCK else _attention_blocked
-        out = np.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)  # (B, nh, Tq, hs)
+        lead, (tq, hs), tk = q.shape[:-2], q.shape[-2:], k.shape[-2]
+        q3, k3, v3 = (a.reshape((-1,) + a.shape[-2:]) for a in (q, k, v))  # (B*nh, T, hs)
+        out = np.empty(q3.shape[:-1] + v3.shape[-1:], dtype=q.dtype)  # (B*nh, Tq, hs)
+        held = tq * tk if part_fn is _attention_whole else 2 * ATTENTION_BLOCK * tk  # score elements a pair holds
+        group = max(1, GROUP_BYTES // (held * q.itemsize))  # pairs per group
         backwards = {}
 
         def forward(a, b):
-            backwards[a] = part_fn(q[a:b], k[a:b], v[a:b], mask, scale, out[a:b])
+            backwards[a] = [(i, j, part_fn(q3[i:j], k3[i:j], v3[i:j], mask, scale, out[i:j]))
+                            for i, j in _spans(a, b, group)]
 
-        parts = self.threads.ranges(q.shape[0], q.size * k.shape[-2] // q.shape[-1])
+        parts = self.threads.ranges(q3.shape[0], q.size * tk // hs)
         self.threads.run(forward, parts)
 
         def backward(g):
-            dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+            g3 = g.reshape(out.shape)
+            dq, dk, dv = np.empty_like(q3), np.empty_like(k3), np.empty_like(v3)
 
             def grad(a, b):
-                backwards[a](g[a:b], dq[a:b], dk[a:b], dv[a:b])
+                for i, j, bw in backwards[a]:
+                    bw(g3[i:j], dq[i:j], dk[i:j], dv[i:j])
 
             self.threads.run(grad, parts)
-            return dq, dk, dv
+            return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
 
-        return out, backward
+        return out.reshape(lead + (tq, v.shape[-1])), backward
 
     # -- Adam / AdamW, in place ------------------------------------------------
     def adam_step(self, p, g, m, v, lr, b1, b2, eps, wd, t, decoupled):

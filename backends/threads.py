@@ -18,12 +18,12 @@ threads, BLAS at one thread) was slower than one thread here: six cpu-small
 matmul shapes took 5.9 ms split against 5.4 on one thread and 3.3 with
 OpenBLAS's two threads (idle machine), whose workers pick up work within
 microseconds where a Python hand-off costs tens. The other kernels
-(backends/fast_cpu.py) can cut their rows into one part per thread and run
-the parts at once on the policy's helpers (NumPy releases the GIL inside its
-loops), but that is off (`split_kernels`): OpenBLAS's workers spin for a
-while after each matmul, and a helper next to a spinning worker made GELU
-2x slower. The helpers wait on a queue, so they never spin against another
-process.
+(backends/fast_cpu.py) cut their rows into one part per thread and run the
+parts at once on the policy's helpers (NumPy releases the GIL inside its
+loops), when each part is worth a hand-off (~15 us with a pair of locks; a
+ThreadPoolExecutor took ~57) and when OpenBLAS's workers sleep after a call
+(backends/blas_env.py): beside a spinning worker a helper ran at half speed.
+The helpers wait on a lock, so they never spin against another process.
 
 The policy starts at one thread and widens after its first look, so a short
 script never oversubscribes. Sizing the BLAS pool is the one thing it changes
@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+import threading
+
+from .blas_env import WORKERS_SLEEP
 
 MIN_SPLIT = 1 << 16  # elements (or multiply-adds / 64) of work a part needs to be worth a thread
 BUSY = 0.25  # a core still counts as free while other processes use up to this much of it
@@ -84,11 +86,10 @@ class ThreadPolicy:
     process takes a core, both drop to the cores left free.
     """
 
-    # The kernels' own row split: off, because with BLAS holding the second core for matmuls it
-    # was slower than one thread (cpu-small, 2 threads, per-op profile sums of two alternating
-    # runs: 66.5 and 77.4 ms with kernels in the calling thread vs 104.6 and 107.1 split; GELU,
-    # layer norm and attention each faster unsplit), as OpenBLAS's workers spin after each call.
-    split_kernels = False
+    # The kernels' own row split: on when OpenBLAS's workers sleep after a call (blas_env.py).
+    # cpu-small, 2 threads, one run each: 90.0 ms a step unsplit, 88.7 split beside spinning
+    # workers, 75.9 split with sleeping ones.
+    split_kernels = WORKERS_SLEEP
 
     def __init__(self, max_threads: int | None = None, interval: float = 0.5):
         blas = self._blas = blas_controllers()
@@ -100,7 +101,7 @@ class ThreadPolicy:
         self.threads = 1
         self.pinned = False
         self.others = 0.0  # CPUs other processes kept busy over the last window
-        self._helpers = None  # the extra threads, made when first needed
+        self._helpers = []  # the extra threads, made when first needed
         self._last = (_machine_busy(), _own_cpu())
         self._due = time.monotonic() + interval
 
@@ -123,8 +124,7 @@ class ThreadPolicy:
     def _set(self, n: int) -> None:
         """Use n threads: the kernels' parts, and the BLAS pool for matmuls."""
         if n != self.threads:
-            for c in self._blas:
-                c.set_num_threads(n)
+            self._blas_threads(n)
         self.threads = n
 
     def pin(self, n: int | None) -> None:
@@ -146,16 +146,58 @@ class ThreadPolicy:
         if len(ranges) == 1:
             fn(*ranges[0])
             return
-        if self._helpers is None or self._helpers._max_workers < len(ranges) - 1:
-            self._helpers = ThreadPoolExecutor(len(ranges) - 1, thread_name_prefix="tinyllm")
-        others = [self._helpers.submit(fn, *r) for r in ranges[1:]]
+        while len(self._helpers) < len(ranges) - 1:
+            self._helpers.append(_Helper())
+        self._blas_threads(1)  # each part's matmuls on its own core: two callers sharing BLAS's pool run one at a time
+        busy = [h.start(fn, r) for h, r in zip(self._helpers, ranges[1:])]
         try:
             fn(*ranges[0])
         finally:
-            for f in others:
-                f.result()
+            errors = [h.join() for h in busy]  # every helper back in its place before anything is raised
+            self._blas_threads(self.threads)
+        for e in errors:
+            if e is not None:
+                raise e
+
+    def _blas_threads(self, n: int) -> None:
+        for c in self._blas:
+            c.set_num_threads(n)
 
     def describe(self) -> str:
         if self.pinned:
             return f"{self.threads} (pinned)"
         return f"{self.threads} of {self.max_threads} (other processes used {self.others:.2f} CPUs)"
+
+
+class _Helper:
+    """One daemon thread that runs a part when told: a pair of locks is the cheapest
+    hand-off Python has (~15 us there and back here; ThreadPoolExecutor's futures ~57)."""
+
+    def __init__(self):
+        self._go, self._done = threading.Lock(), threading.Lock()
+        self._go.acquire()
+        self._done.acquire()
+        self._job = self._error = None
+        threading.Thread(target=self._serve, name="tinyllm-helper", daemon=True).start()
+
+    def _serve(self):
+        while True:
+            self._go.acquire()
+            fn, (a, b) = self._job
+            try:
+                fn(a, b)
+            except BaseException as e:  # handed to the caller, which raises it
+                self._error = e
+            self._job = None
+            self._done.release()
+
+    def start(self, fn, part) -> "_Helper":
+        self._job = (fn, part)
+        self._go.release()
+        return self
+
+    def join(self) -> "BaseException | None":
+        """Wait for the part; what it raised, if anything."""
+        self._done.acquire()
+        error, self._error = self._error, None
+        return error

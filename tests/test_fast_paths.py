@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import tinyllm
-from backends import fast_cpu, threads
+from backends import blas_env, fast_cpu, jit_cpu, threads
 from backends.fast_cpu import NumpyFast, _rowmax, load_fast
 from backends.kernels import KERNEL_NAMES, FusedKernels
 from backends.threads import ThreadPolicy, blas_controllers, threads_for
@@ -91,17 +91,30 @@ PAIRS = [(name, cid) for name in KERNEL_NAMES if hasattr(FAST, name) for cid in 
 
 @pytest.fixture
 def small_blocks(monkeypatch):
+    """Attention blocks of 8 rows, and groups of one (batch, head) pair at a time when blocked."""
     monkeypatch.setattr(fast_cpu, "ATTENTION_BLOCK", 8)
+    monkeypatch.setattr(fast_cpu, "GROUP_BYTES", 1)
+
+
+@pytest.fixture(params=["jit", "numpy"])
+def jit(request, monkeypatch):
+    """Layer norm's compiled loops (numba, the [fast] extra) and the NumPy passes that serve without them."""
+    if request.param == "jit":
+        if jit_cpu.layer_norm_loops() is None:
+            pytest.skip("numba is not installed (the [fast] extra): the NumPy passes are tested")
+    else:
+        monkeypatch.setattr(fast_cpu, "layer_norm_loops", lambda: None)
+    return request.param
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def kernels(request, monkeypatch):
+def kernels(request, monkeypatch, jit):
     """The CPU kernels pinned to 1 or 2 threads; with 2 every kernel splits its rows, however few,
     and every pass runs in several chunks."""
     monkeypatch.setattr(threads, "MIN_SPLIT", 0)
     monkeypatch.setattr(fast_cpu, "CHUNK", 40)
     fast = NumpyFast()
-    fast.threads.split_kernels = True  # off by default (backends/threads.py); the split must stay right
+    fast.threads.split_kernels = True  # the default only where OpenBLAS's workers sleep (blas_env.py)
     fast.threads.pin(request.param)
     yield fast
     fast.threads.pin(1)  # the BLAS pool is the process's
@@ -288,6 +301,7 @@ def test_thread_policy_sizes_blas_and_splits_the_other_work_itself(monkeypatch):
     policy.pin(1)  # a busy core: BLAS drops back too
     assert all(c.get_num_threads() == 1 for c in blas)
     policy.pin(3)
+    policy.split_kernels = False
     assert policy.ranges(100, 10**9) == [(0, 100)]  # the kernels run whole unless split_kernels
     policy.split_kernels = True
     assert policy.ranges(100, 10**9) == [(0, 33), (33, 66), (66, 100)]
@@ -298,9 +312,57 @@ def test_thread_policy_sizes_blas_and_splits_the_other_work_itself(monkeypatch):
         together.wait()  # passes only when the three parts run at the same time
         seen.append((i, j, threading.current_thread().name))
 
-    policy.run(part, policy.ranges(9, 10**9))
-    assert sorted(s[:2] for s in seen) == [(0, 3), (3, 6), (6, 9)] and len({s[2] for s in seen}) == 3
+    def blas_part(i, j):
+        together.wait()
+        seen.append([c.get_num_threads() for c in blas])
+
+    seen.clear()
+    policy.run(blas_part, policy.ranges(9, 10**9))
+    assert seen == [[1] * len(blas)] * 3  # each part's matmuls on its own core, not all in one pool
+    assert all(c.get_num_threads() == 3 for c in blas)  # and the pool back to the policy's count after
+
+    def failing_part(i, j):
+        if i:
+            raise ZeroDivisionError(f"part {i}")
+
+    with pytest.raises(ZeroDivisionError, match="part"):
+        policy.run(failing_part, policy.ranges(9, 10**9))  # a helper's error reaches the caller
+    assert all(c.get_num_threads() == 3 for c in blas)
+    policy.run(part, policy.ranges(9, 10**9))  # the helpers serve on after an error
     policy.pin(1)  # the BLAS pool is the process's: leave it as the CPU backend's policy set it
+
+
+@pytest.mark.parametrize("preset,numpy_first,want_env,want_sleep", [
+    (None, False, "4", True),  # tinyllm first: OpenBLAS's workers sleep, the kernels split
+    (None, True, None, False),  # numpy loaded before tinyllm: too late to set, the kernels run whole
+    ("28", False, "28", False),  # the user's own value is kept, and believed
+    ("8", True, "8", True),
+])
+def test_openblas_workers_are_told_to_sleep_before_numpy_loads_it(preset, numpy_first, want_env, want_sleep):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if preset is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = preset
+    code = ("import os\n" + ("import numpy\n" if numpy_first else "") +
+            "import tinyllm\nfrom backends import blas_env, threads\n"
+            "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), blas_env.WORKERS_SLEEP, threads.ThreadPolicy.split_kernels)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(want_env), str(want_sleep), str(want_sleep)]
+
+
+def test_jit_layer_norm_keeps_nan_and_inf(jit):
+    """The compiled loops may reorder sums, but a NaN or inf input still comes out non-finite
+    (the trainer's skip-nonfinite check depends on it)."""
+    x = np.ones((3, 8), dtype=np.float32)
+    x[0, 2], x[1, 5] = np.nan, np.inf
+    with np.errstate(all="ignore"):
+        out, backward = NumpyFast().layer_norm(np, x, np.ones(8, np.float32), np.zeros(8, np.float32), 1e-5)
+        dx, gw, gb = backward(np.ones_like(out))
+    assert np.isnan(out[0]).all() and not np.isfinite(out[1]).all() and np.isfinite(out[2]).all()
+    assert not np.isfinite(dx[0]).any() and np.isfinite(dx[2]).all() and not np.isfinite(gw).all()
 
 
 # -- profiler --------------------------------------------------------------------------------------
