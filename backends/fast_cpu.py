@@ -36,7 +36,7 @@ import sys
 
 import numpy as np
 
-from .jit_cpu import layer_norm_loops
+from .jit_cpu import jit_loops
 from .threads import ThreadPolicy
 
 _GELU_C = math.sqrt(2.0 / math.pi)
@@ -100,12 +100,13 @@ def _mask_out(s, visible):
 class NumpyFast:
     """The fused kernels of backends/kernels.py for NumPy, and the thread policy they run under."""
 
-    @property
-    def name(self) -> str:
-        return "numpy + numba layer norm" if layer_norm_loops() is not None else "numpy"
-
     def __init__(self, threads: ThreadPolicy | None = None):
         self.threads = threads if threads is not None else ThreadPolicy()
+        self.jit = jit_loops()  # numba's one-pass loops for layer norm, GELU and Adam, or None: NumPy passes
+
+    @property
+    def name(self) -> str:
+        return "numpy + numba loops" if self.jit is not None else "numpy"
 
     # -- matmul: BLAS splits it across the policy's threads ----------------------
     def matmul(self, xp, a, b):
@@ -133,6 +134,8 @@ class NumpyFast:
     def gelu(self, xp, x):
         """Keeps x and s = (1 + tanh(u)) / 2 for the backward; 8 passes forward, 9 back,
         each over a chunk that stays in cache, the chunks split across the threads."""
+        if self.jit is not None:
+            return self._gelu_loops(x)
         shape = x.shape
         xf = x.reshape(-1)
         s, out = np.empty_like(xf), np.empty_like(xf)
@@ -178,33 +181,48 @@ class NumpyFast:
 
         return out.reshape(shape), backward
 
+    def _gelu_loops(self, x):
+        """GELU as numba's one pass each way (backends/jit_cpu.py), parts across the threads."""
+        shape, xf = x.shape, np.ascontiguousarray(x).reshape(-1)
+        s, out = np.empty_like(xf), np.empty_like(xf)
+        parts = self.threads.ranges(xf.size, xf.size)
+        self.threads.run(lambda a, b: self.jit.gelu_forward(xf[a:b], out[a:b], s[a:b]), parts)
+
+        def backward(g):
+            gf = np.ascontiguousarray(g, dtype=xf.dtype).reshape(-1)
+            r = np.empty_like(xf)
+            k1, k3, one = (xf.dtype.type(c) for c in (2.0 * _GELU_C, 6.0 * _GELU_C * _GELU_A, 1.0))
+            self.threads.run(lambda a, b: self.jit.gelu_backward(gf[a:b], xf[a:b], s[a:b], r[a:b], k1, k3, one), parts)
+            return (r.reshape(shape),)
+
+        return out.reshape(shape), backward
+
     # -- layer norm over the last axis ---------------------------------------
     def layer_norm(self, xp, x, w, b, eps):
-        loops = layer_norm_loops()
-        if loops is None:
+        if self.jit is None:
             return self._layer_norm_passes(x, w, b, eps)
-        forward, grad_rows = loops
+        forward, grad_rows = self.jit.ln_forward, self.jit.ln_backward
         shape, n = x.shape, x.shape[-1]
         x2 = np.ascontiguousarray(x.reshape(-1, n))  # (N, C)
         wv = np.ones(n, x2.dtype) if w is None else np.ascontiguousarray(w, dtype=x2.dtype)
         bv = np.zeros(n, x2.dtype) if b is None else np.ascontiguousarray(b, dtype=x2.dtype)
         out, xhat = np.empty_like(x2), np.empty_like(x2)
         rstd = np.empty(x2.shape[0], dtype=x2.dtype)  # (N,)
-        e = x2.dtype.type(eps)
+        e, inv_n, one = (x2.dtype.type(c) for c in (eps, 1.0 / n, 1.0))  # constants in x's dtype
         parts = self.threads.ranges(x2.shape[0], 2 * x2.size)
 
         def fwd(i, j):
-            forward(x2[i:j], wv, bv, out[i:j], xhat[i:j], rstd[i:j], e)
+            forward(x2[i:j], wv, bv, out[i:j], xhat[i:j], rstd[i:j], e, inv_n, one)
 
         self.threads.run(fwd, parts)
 
         def backward(g):
-            g2 = np.ascontiguousarray(g.reshape(-1, n))
+            g2 = np.ascontiguousarray(g.reshape(-1, n), dtype=x2.dtype)
             dx = np.empty_like(x2)
             sums = {i: (np.zeros(n, x2.dtype), np.zeros(n, x2.dtype)) for i, _ in parts}  # per part: gw, gb
 
             def grad(i, j):
-                grad_rows(g2[i:j], xhat[i:j], rstd[i:j], wv, dx[i:j], *sums[i])
+                grad_rows(g2[i:j], xhat[i:j], rstd[i:j], wv, dx[i:j], *sums[i], inv_n)
 
             self.threads.run(grad, parts)
             gw = sum(v[0] for v in sums.values()) if w is not None else None
@@ -343,6 +361,13 @@ class NumpyFast:
         bc1 = 1.0 - b1 ** t
         bc2 = 1.0 - b2 ** t
         p, g, m, v = (a.reshape(-1) for a in (p, g, m, v))
+        if self.jit is not None:  # one pass (numba): the same operations, FMAs allowed
+            consts = [p.dtype.type(c) for c in (b1, b2, 1.0 - b1, 1.0 - b2, lr / bc1, 1.0 / math.sqrt(bc2), eps,
+                                                1.0 - lr * wd if decoupled else 1.0, 0.0 if decoupled else wd)]
+            g = np.ascontiguousarray(g, dtype=p.dtype)
+            self.threads.run(lambda a, b: self.jit.adam(p[a:b], g[a:b], m[a:b], v[a:b], *consts),
+                             self.threads.ranges(p.size, 4 * p.size))
+            return
 
         def update(a, b):
             buf = np.empty(min(CHUNK, b - a), dtype=p.dtype)

@@ -1,41 +1,61 @@
-"""Layer norm as compiled loops (numba), used by backends/fast_cpu.py when the
-optional `[fast]` extra (numba) is installed.
+"""Compiled loops (numba) for the CPU kernels that are many cheap passes in
+NumPy: layer norm, GELU and the Adam update. backends/fast_cpu.py uses them
+when the optional `[fast]` extra (numba) is installed, else its NumPy passes.
 
-Why: in NumPy a layer norm is ~10 passes over (N, C), each a separate loop
-with its own broadcast overhead; PyTorch does one fused pass each way.
-Measured here (Xeon AVX-512, one thread, (768, 128) float32, the cpu-small
-shape): NumPy's fused passes 204 us forward and 301 back, PyTorch 129 and
-220, these loops 117 and 98. numba's loops release the GIL (nogil), so the
-rows split across the policy's helper threads without a GIL hand-off per
-pass. GELU and attention stay in NumPy: this numba's LLVM has no vector
-tanh/exp (no SVML), and NumPy's SIMD ones are faster there.
+Why: each NumPy pass is a separate loop over memory with its own call and
+broadcast overhead; these do one pass forward and one back. Measured here
+(Xeon AVX-512, one thread): layer norm of (768, 128) float32, NumPy 204 us
+forward and 301 back, PyTorch 129 and 220, these loops 117 and 98. numba's
+loops release the GIL (nogil), so a kernel's rows split across the thread
+policy's helpers without a GIL hand-off per pass.
 
-Floating-point: `reassoc` lets the row sums vectorize (an order of
-additions like NumPy's pairwise one, not the same bits), `contract` allows
-FMAs; NaN and inf keep IEEE meaning (no nnan/ninf), so a NaN loss is still
+GELU needs tanh, and this numba's LLVM has no vector tanh or exp (no SVML):
+a call per element was 15x slower than NumPy's SIMD tanh. So float32 GELU
+uses a rational tanh that vectorizes (the odd 13/6 form Eigen uses: within
+4e-7 of tanh over all float32, checked by tests/test_fast_paths.py); float64
+(the gradient checks) keeps math.tanh.
+
+Floating-point: `reassoc` lets row sums vectorize (an order of additions,
+like NumPy's pairwise one, not the same bits), `contract` allows FMAs. NaN
+and inf keep their IEEE meaning (no nnan/ninf), so a NaN loss is still
 seen, and error_model="numpy" makes 1/0 inf instead of an exception.
 
-Compiled on first use (about a second per dtype) and cached on disk
-(numba's cache, beside this file or in the user's cache directory).
-TINYLLM_NO_JIT=1 or a missing/broken numba keeps the NumPy kernels.
+Compiled when the CPU backend is made (a few seconds the first time, then
+loaded from numba's on-disk cache beside this file or in the user's cache).
+TINYLLM_NO_JIT=1, or a numba that is missing or fails, keeps NumPy's passes.
 """
 from __future__ import annotations
 
 import math
 import os
+from types import SimpleNamespace
 
 _FLAGS = dict(nogil=True, cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")
-_compiled = None  # (forward, backward) once built; False when numba is not usable
+_GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_A = 0.044715
+# tanh(x) ~ x P(x^2) / Q(x^2) on [-TANH_CLAMP, TANH_CLAMP] (Eigen's float tanh), +-1 past it
+TANH_CLAMP = 7.90531110763549805
+_P = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
+      -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16)
+_Q = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06)
+_loops = None  # the compiled functions once built; False when numba is not usable
 
 
-def _build():
+def _build():  # pragma: no cover - the bodies are compiled; tests run them through fast_cpu's kernels
     import numba
+    import numpy as np
 
-    @numba.njit(**_FLAGS)
-    def forward(x, w, b, out, xhat, rstd, eps):  # pragma: no cover - compiled; tested through the kernel
-        """Rows of x (N, C): xhat = (x - mean) * rstd, out = xhat * w + b, rstd (N,) kept."""
+    jit = numba.njit(**_FLAGS)
+    p0, p1, p2, p3, p4, p5, p6 = (np.float32(c) for c in _P)
+    q0, q1, q2, q3 = (np.float32(c) for c in _Q)
+    clamp = np.float32(TANH_CLAMP)
+    c1, c3 = np.float32(_GELU_C), np.float32(_GELU_C * _GELU_A)
+
+    @jit
+    def ln_forward(x, w, b, out, xhat, rstd, eps, inv_c, one):
+        """Rows of x (N, C): xhat = (x - mean) * rstd, out = xhat * w + b, rstd (N,) kept.
+        Every constant comes in x's dtype (a Python float would make float32 math float64)."""
         n, c = x.shape
-        inv_c = 1.0 / c
         for i in range(n):
             s = x[i, 0] * 0  # the accumulator in x's dtype
             for j in range(c):
@@ -46,18 +66,17 @@ def _build():
                 d = x[i, j] - mu
                 xhat[i, j] = d
                 v += d * d
-            r = 1.0 / math.sqrt(v * inv_c + eps)
+            r = one / math.sqrt(v * inv_c + eps)
             rstd[i] = r
             for j in range(c):
                 h = xhat[i, j] * r
                 xhat[i, j] = h
                 out[i, j] = h * w[j] + b[j]
 
-    @numba.njit(**_FLAGS)
-    def backward(g, xhat, rstd, w, dx, gw, gb):  # pragma: no cover - compiled
+    @jit
+    def ln_backward(g, xhat, rstd, w, dx, gw, gb, inv_c):
         """dx = rstd (g w - mean(g w) - xhat mean(g w xhat)); gw += sum g xhat, gb += sum g over the rows."""
         n, c = g.shape
-        inv_c = 1.0 / c
         for i in range(n):
             m = g[i, 0] * 0
             cc = m
@@ -75,23 +94,74 @@ def _build():
                 gb[j] += gj
                 dx[i, j] = r * (gj * w[j] - m - h * cc)
 
-    import numpy as np
+    @jit
+    def gelu_forward_f32(x, out, s):
+        """out = x s, s = (1 + tanh(c (x + a x^3))) / 2 kept for the backward; float32, rational tanh."""
+        for i in range(x.size):
+            xi = x[i]
+            u = min(max(xi * (c1 + c3 * xi * xi), -clamp), clamp)
+            u2 = u * u
+            p = ((((((p6 * u2 + p5) * u2 + p4) * u2 + p3) * u2 + p2) * u2 + p1) * u2 + p0) * u
+            q = ((q3 * u2 + q2) * u2 + q1) * u2 + q0
+            si = np.float32(0.5) + np.float32(0.5) * (p / q)
+            s[i] = si
+            out[i] = xi * si
 
-    x = np.ones((2, 3), dtype=np.float32)  # compile (or load) now: a broken numba fails here, not mid-step
-    forward(x, x[0], x[0], x.copy(), x.copy(), x[:, 0].copy(), np.float32(1e-5))
-    backward(x, x, x[:, 0], x[0], x.copy(), x[0].copy(), x[0].copy())
-    return forward, backward
+    @jit
+    def gelu_forward_f64(x, out, s):
+        for i in range(x.size):
+            xi = x[i]
+            si = 0.5 + 0.5 * math.tanh(_GELU_C * (xi + _GELU_A * xi * xi * xi))
+            s[i] = si
+            out[i] = xi * si
+
+    @jit
+    def gelu_backward(g, x, s, dx, k1, k3, one):
+        """dx = g (s + x (k1 + k3 x^2) s (1 - s)), k1 = 2 c, k3 = 6 c a."""
+        for i in range(x.size):
+            xi, si = x[i], s[i]
+            k = xi * (k1 + k3 * xi * xi)
+            dx[i] = g[i] * (si + k * si * (one - si))
+
+    @jit
+    def adam(p, g, m, v, b1, b2, omb1, omb2, step_scale, inv_sqrt_bc2, eps, decay, l2):
+        """One Adam/AdamW update in place over flat buffers: m, v moments; p -= step_scale m / (sqrt(v / bc2) + eps);
+        omb1, omb2 = 1 - b1, 1 - b2; decay = 1 - lr wd (AdamW, else 1), l2 = wd for Adam's gradient term (else 0)."""
+        for i in range(p.size):
+            gi = g[i] + l2 * p[i]
+            mi = m[i] * b1 + gi * omb1
+            vi = v[i] * b2 + gi * gi * omb2
+            m[i] = mi
+            v[i] = vi
+            p[i] = p[i] * decay - step_scale * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
+
+    def gelu_forward(x, out, s):
+        (gelu_forward_f32 if x.dtype == np.float32 else gelu_forward_f64)(x, out, s)
+
+    # compile (or load) now, float32 and float64: a broken numba fails here, not in a training step
+    for dt in (np.float32, np.float64):
+        x = np.ones((2, 3), dtype=dt)
+        one = dt(1.0)
+        ln_forward(x, x[0], x[0], x.copy(), x.copy(), x[:, 0].copy(), one, one, one)
+        ln_backward(x, x, x[:, 0], x[0], x.copy(), x[0].copy(), x[0].copy(), one)
+        f = x.reshape(-1)
+        gelu_forward(f, f.copy(), f.copy())
+        gelu_backward(f, f, f, f.copy(), one, one, one)
+        adam(f.copy(), f, f.copy(), f.copy(), *[one] * 9)
+    return SimpleNamespace(ln_forward=ln_forward, ln_backward=ln_backward, gelu_forward=gelu_forward,
+                           gelu_backward=gelu_backward, adam=adam)
 
 
-def layer_norm_loops():
-    """(forward, backward) compiled loops, or None without a usable numba (or with TINYLLM_NO_JIT=1)."""
-    global _compiled
-    if _compiled is None:
-        _compiled = False
+def jit_loops():
+    """The compiled loops (ln_forward, ln_backward, gelu_forward, gelu_backward, adam), or None
+    without a usable numba or with TINYLLM_NO_JIT=1."""
+    global _loops
+    if _loops is None:
+        _loops = False
         if os.environ.get("TINYLLM_NO_JIT", "") not in ("", "0"):
             return None
         try:
-            _compiled = _build()
-        except Exception:  # numba missing, or built against another NumPy: the NumPy kernels serve
-            _compiled = False
-    return _compiled or None
+            _loops = _build()
+        except Exception:  # numba missing, or built against another NumPy: NumPy's passes serve
+            _loops = False
+    return _loops or None
