@@ -9,14 +9,14 @@ vector sums short rows far faster than np.sum over a 64-wide last axis).
 Every kernel is dtype-generic (float32 for training, float64 for the
 gradient checks) and keeps only what its backward needs.
 
-What was measured on this machine type (Xeon, AVX-512; NumPy 2.4, one
-thread, GELU of a (768, 512) float32 array) and left out: numexpr 2.14 took
-13-17 ms where these NumPy passes take 1.1-1.2 ms (its wheel has no VML, so
-tanh is a scalar loop; even `x*x*a + y*x + 1` ran in 2.2 ms against NumPy's
-1.0, and 1.2 against 0.9 on two threads), and a numba 0.68 loop 15 ms (7.8
-on two threads: its PyPI llvmlite has no SVML, so tanh is not vectorized).
-NumPy's own SIMD tanh/exp run at about 0.5 ns an element, so a handful of
-passes wins; each pass runs over a chunk that stays in L2 (CHUNK).
+With numba installed (the [fast] extra), layer norm, GELU and the Adam
+update run as one-pass compiled loops instead (backends/jit_cpu.py; GELU's
+float32 tanh is a rational form that vectorizes, as numba's tanh call did
+not: 15 ms for a (768, 512) array where NumPy's passes take 1.1). numexpr
+2.14 was measured and left out: 13-17 ms for that GELU (no VML in its
+wheel) and 2.2 ms for `x*x*a + y*x + 1` against NumPy's 1.0. NumPy's own
+SIMD tanh/exp run at about 0.5 ns an element; each pass here runs over a
+chunk that stays in L2 (CHUNK).
 
 Attention is blocked (flash-style) once the context is longer than one
 block: the (Tq, Tk) score matrix is never held whole, the forward keeps only
@@ -26,8 +26,9 @@ causal mask are skipped, which also halves the work.
 
 Threads follow one policy (backends/threads.py), refreshed from the matmul
 kernel: BLAS splits the matmuls over the threads the policy allows, and every
-other kernel here splits its rows into one part per thread and runs the
-parts at once on the policy's helper threads.
+other kernel here splits its rows (attention: its (batch, head) pairs) into
+one part per thread and runs the parts at once on the policy's helper
+threads, BLAS at one thread inside each part.
 """
 from __future__ import annotations
 
