@@ -41,12 +41,27 @@ MIN_SPLIT = 1 << 16  # elements (or multiply-adds / 64) of work a part needs to 
 BUSY = 0.25  # a core still counts as free while other processes use up to this much of it
 
 
-def _machine_busy() -> "tuple[float, float] | None":
-    """(busy CPU-seconds of the whole machine, seconds on the clock) from /proc/stat, or None."""
+def cpu_ticks() -> "list[int] | None":
+    """The machine's CPU time counters from /proc/stat (user nice system idle iowait irq softirq steal ...), or None."""
     try:
         with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
+            return [int(v) for v in f.readline().split()[1:]]
     except (OSError, ValueError):
+        return None
+
+
+def steal_between(before: "list[int] | None", after: "list[int] | None") -> "float | None":
+    """The share of CPU time the hypervisor gave to other guests (steal) between two cpu_ticks() readings."""
+    if not before or not after or len(before) < 8 or len(after) < 8:
+        return None
+    total = sum(after[:8]) - sum(before[:8])
+    return (after[7] - before[7]) / total if total > 0 else None
+
+
+def _machine_busy() -> "tuple[float, float] | None":
+    """(busy CPU-seconds of the whole machine, seconds on the clock) from /proc/stat, or None."""
+    fields = cpu_ticks()
+    if fields is None:
         return None
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait

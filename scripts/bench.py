@@ -42,6 +42,7 @@ import statistics
 import subprocess
 import sys
 
+from backends.threads import cpu_ticks, steal_between
 from tinyllm.errors import TinyLLMError, UsageError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -180,6 +181,7 @@ def run_all(a, pts) -> int:
     base = dict(device=a.device, steps=a.steps, warmup=a.warmup, seed=a.seed, torch=not a.no_torch)
     report = {"preset": a.preset, "device": a.device, "steps": a.steps, "warmup": a.warmup,
               "busy_core": a.busy_core, "runs": []}
+    ticks = cpu_ticks()  # host steal over the whole run: shared VMs lose cores to other guests unseen
     for n in a.threads:
         for i, c in enumerate(pts):
             spec = dict(base, config=c, threads=n, profile_steps=0 if sweep else a.profile_steps)
@@ -202,6 +204,7 @@ def run_all(a, pts) -> int:
     if sweep:
         report["plot"] = plot_sweep(report, a.plot)
     report["gate_ok"] = all(r["gate"]["ok"] for r in report["runs"] if r.get("gate"))
+    report["host_steal"] = steal_between(ticks, cpu_ticks())
     if a.json:
         print(json.dumps(report, indent=1))
     else:
@@ -247,6 +250,10 @@ def render(rep: dict) -> str:
                    + "; ".join(f"{b['internal_api']} {b['version']} ({b['architecture']} kernels, {b['threading_layer']})"
                                for b in m["blas"])
                    + (" | one core kept busy by `yes`" if rep.get("busy_core") else ""))
+    steal = rep.get("host_steal")
+    if steal is not None:
+        out.append(f"host steal during the run: {100 * steal:.1f}% of the machine's CPU time went to other guests"
+                   + (" (above ~2%: expect noisy figures, run again)" if steal > 0.02 else ""))
     if rep["preset"] not in SWEEPS:
         c = r0["config"]
         out.append(f"config: batch {c['batch']}, block {c['block']}, {c['n_layer']} layers, {c['n_head']} heads, "

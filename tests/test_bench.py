@@ -40,6 +40,7 @@ def test_json_report_structure():
     m = run["machine"]
     assert m["cpu"] and m["blas"] and all(b["architecture"] and b["internal_api"] for b in m["blas"])
     assert run["malloc_tuned"] in (True, False) and run["policy"].startswith("1 ")
+    assert rep["host_steal"] is None or 0.0 <= rep["host_steal"] <= 1.0  # None off Linux
     s = rep["sampling"]
     assert s["tokens"] == 5 and s["cache_tok_s"] > 0 and s["nocache_tok_s"] > 0
     if HAVE_TORCH:
@@ -58,6 +59,16 @@ def test_table_without_torch():
     out = p.stdout
     assert "tinyllm ms" in out and "per-op profile" in out and "matmul" in out
     assert "gate" not in out  # nothing to compare against
+    assert "host steal during the run:" in out or not pathlib.Path("/proc/stat").exists()
+
+
+def test_host_steal_is_the_steal_share_of_all_cpu_time():
+    from backends.threads import steal_between
+
+    before = [100, 0, 50, 800, 0, 0, 0, 50, 0, 0]  # user nice system idle iowait irq softirq steal guest guest_nice
+    after = [300, 0, 100, 1300, 0, 0, 0, 150, 5, 0]  # +200 user, +50 system, +500 idle, +100 steal = 850
+    assert steal_between(before, after) == pytest.approx(100 / 850)
+    assert steal_between(None, after) is None and steal_between(before, before) is None
 
 
 def test_context_sweep_reports_memory_up_to_1024():
