@@ -11,8 +11,9 @@ policy's helpers without a GIL hand-off per pass.
 
 GELU needs tanh, and this numba's LLVM has no vector tanh or exp (no SVML):
 a call per element was 15x slower than NumPy's SIMD tanh. So float32 GELU
-uses a rational tanh that vectorizes (the odd 13/6 form Eigen uses: within
-4e-7 of tanh over all float32, checked by tests/test_fast_paths.py); float64
+uses a rational tanh that vectorizes (the odd 13/6 form Eigen uses: GELU's
+(1 + tanh) / 2 within 4e-7 of float64's on a grid of inputs past the clamp,
+tests/test_fast_paths.py); float64
 (the gradient checks) keeps math.tanh.
 
 Floating-point: `reassoc` lets row sums vectorize (an order of additions,
@@ -31,8 +32,6 @@ import os
 from types import SimpleNamespace
 
 _FLAGS = dict(nogil=True, cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")
-_GELU_C = math.sqrt(2.0 / math.pi)
-_GELU_A = 0.044715
 # tanh(x) ~ x P(x^2) / Q(x^2) on [-TANH_CLAMP, TANH_CLAMP] (Eigen's float tanh), +-1 past it
 TANH_CLAMP = 7.90531110763549805
 _P = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
@@ -44,6 +43,8 @@ _loops = None  # the compiled functions once built; False when numba is not usab
 def _build():  # pragma: no cover - the bodies are compiled; tests run them through fast_cpu's kernels
     import numba
     import numpy as np
+
+    from .fast_cpu import _GELU_A, _GELU_C  # the NumPy kernels' constants (fast_cpu imports this module)
 
     jit = numba.njit(**_FLAGS)
     p0, p1, p2, p3, p4, p5, p6 = (np.float32(c) for c in _P)

@@ -97,7 +97,7 @@ class ThreadPolicy:
 
     BLAS gets `threads` for its matmuls. With split_kernels on, the other kernels
     split their work into as many parts and run them at once, one in the calling
-    thread and the rest on helper threads that wait on a queue. When another
+    thread and the rest on helper threads that wait on a lock. When another
     process takes a core, both drop to the cores left free.
     """
 
@@ -110,8 +110,7 @@ class ThreadPolicy:
         blas = self._blas = blas_controllers()
         pools = [c.num_threads for c in blas]
         self.max_threads = max(1, max_threads or (max(pools) if pools else usable_cpus()))
-        for c in blas:
-            c.set_num_threads(1)
+        self._blas_threads(1)
         self.interval = interval
         self.threads = 1
         self.pinned = False
