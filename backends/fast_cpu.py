@@ -10,7 +10,8 @@ Every kernel is dtype-generic (float32 for training, float64 for the
 gradient checks) and keeps only what its backward needs.
 
 With numba installed (the [fast] extra), layer norm, GELU and the Adam
-update run as one-pass compiled loops instead (backends/jit_cpu.py; GELU's
+update run as one-pass compiled loops instead, and so do attention's passes
+between its matmuls (backends/jit_cpu.py, backends/jit_attention.py; GELU's
 float32 tanh is a rational form that vectorizes, as numba's tanh call did
 not: 15 ms for a (768, 512) array where NumPy's passes take 1.1). numexpr
 2.14 was measured and left out: 13-17 ms for that GELU (no VML in its
@@ -329,14 +330,14 @@ class NumpyFast:
         runs whole or blocked."""
         part_fn = _attention_whole if q.shape[-2] <= ATTENTION_BLOCK else _attention_blocked
         lead, (tq, hs), tk = q.shape[:-2], q.shape[-2:], k.shape[-2]
-        q3, k3, v3 = (a.reshape((-1,) + a.shape[-2:]) for a in (q, k, v))  # (B*nh, T, hs)
+        q3, k3, v3 = (np.ascontiguousarray(a.reshape((-1,) + a.shape[-2:])) for a in (q, k, v))  # (B*nh, T, hs)
         out = np.empty(q3.shape[:-1] + v3.shape[-1:], dtype=q.dtype)  # (B*nh, Tq, hs)
         held = tq * tk if part_fn is _attention_whole else 2 * ATTENTION_BLOCK * tk  # score elements a pair holds
         group = max(1, GROUP_BYTES // (held * q.itemsize))  # pairs per group
         backwards = {}
 
         def forward(a, b):
-            backwards[a] = [(i, j, part_fn(q3[i:j], k3[i:j], v3[i:j], mask, scale, out[i:j]))
+            backwards[a] = [(i, j, part_fn(q3[i:j], k3[i:j], v3[i:j], mask, scale, out[i:j], self.jit))
                             for i, j in _spans(a, b, group)]
 
         parts = self.threads.ranges(q3.shape[0], q.size * tk // hs)
@@ -434,18 +435,27 @@ def _softmax_rows(s, shift):
     return _rowsum(s), shift
 
 
-def _attention_whole(q, k, v, mask, scale, out):
+def _attention_whole(q, k, v, mask, scale, out, jit=None):
     """Short contexts: the whole (Tq, Tk) matrix of exp(scores - shift), kept for the backward.
     Writes the output into `out`; returns backward(g, dq, dk, dv), which fills dq, dk, dv.
     Shifts and row scalings ride in the matmuls ([q, -shift] @ [k, 1]^T = q k^T - shift),
-    so the (Tq, Tk) matrix is never normalized, subtracted from or reduced."""
-    qs = q * scale
-    shift = _score_shift(qs, k)
-    e = _aug(qs, -shift if shift is not None else 0.0) @ _aug_t(k, 1.0)  # (B, nh, Tq, Tk) shifted scores
-    if mask is not None:
-        _mask_out(e, mask)
-    total, _ = _softmax_rows(e, shift)  # e = P * total
-    inv = np.divide(1.0, total, out=total)  # (B, nh, Tq, 1)
+    so the (Tq, Tk) matrix is never normalized, subtracted from or reduced.
+    With numba (jit), the passes between the matmuls are its loops (backends/jit_attention.py)."""
+    tq, tk = q.shape[-2], k.shape[-2]
+    if jit is not None:
+        qa, kat, shift, shifted = _jit_prep(jit, q, k, scale)
+        e = qa @ kat  # (G, Tq, Tk) scores, shifted
+        total = np.empty(shift.shape, dtype=q.dtype)  # (G, Tq)
+        jit.att_softmax(e, tk - tq + 1 if mask is not None else tk, shifted, shift, 0, total, q.dtype.type(0))
+        inv = np.divide(1.0, total, out=total)[..., None]  # (G, Tq, 1)
+    else:
+        qs = q * scale
+        shift = _score_shift(qs, k)
+        e = _aug(qs, -shift if shift is not None else 0.0) @ _aug_t(k, 1.0)  # (B, nh, Tq, Tk) shifted scores
+        if mask is not None:
+            _mask_out(e, mask)
+        total, _ = _softmax_rows(e, shift)  # e = P * total
+        inv = np.divide(1.0, total, out=total)  # (B, nh, Tq, 1)
     np.matmul(e, v, out=out)
     out *= inv  # (B, nh, Tq, hs)
 
@@ -464,25 +474,51 @@ def _attention_whole(q, k, v, mask, scale, out):
     return backward
 
 
-def _attention_blocked(q, k, v, mask, scale, out, blk=None):
+def _jit_prep(jit, q, k, scale):
+    """numba's one pass: qa = [q scale, -shift] (G, Tq, hs + 1), kat = [k^T; 1] (G, hs + 1, Tk),
+    shift (G, Tq) and whether it is in qa. When the bound is too large to shift by (see
+    _score_shift), qa's shift column is 0 and the softmax takes each row's max instead."""
+    g_, tq, hs = q.shape
+    qa = np.empty((g_, tq, hs + 1), dtype=q.dtype)
+    kat = np.empty((g_, hs + 1, k.shape[-2]), dtype=q.dtype)
+    shift = np.empty((g_, tq), dtype=q.dtype)
+    top = jit.att_prep(q, k, q.dtype.type(scale), qa, kat, shift)
+    if top <= SHIFT_BOUND:
+        return qa, kat, shift, True
+    qa[..., -1] = 0.0  # too large (or NaN): exact row maxima instead
+    return qa, kat, shift, False
+
+
+def _attention_blocked(q, k, v, mask, scale, out, jit=None, blk=None):
     """Flash-style: the forward over blocks of queries, the backward over blocks of
     keys, each computing its (blk, Tk) or (blk, Tq) scores afresh; only the
     per-row log-sum-exp is kept. A causal mask skips the blocks it hides whole.
     Every matmul takes contiguous operands, the shifts (softmax's, the backward's
     log-sum-exp and rowsum(P dP)) riding in them as an extra column.
+    With numba (jit), the passes between the matmuls are its loops (backends/jit_attention.py).
     Writes into `out`; returns backward(g, dq, dk, dv) as _attention_whole does."""
     blk = blk or ATTENTION_BLOCK
     tq, tk = q.shape[-2], k.shape[-2]
     off = tk - tq  # under the mask, query i sees key j when j <= i + off
-    qs = q * scale  # (B, nh, Tq, hs)
-    shift = _score_shift(qs, k)
-    qa = _aug(qs, -shift if shift is not None else 0.0)  # (B, nh, Tq, hs + 1)
-    kat = _aug_t(k, 1.0)  # (B, nh, hs + 1, Tk)
-    lse = np.empty(q.shape[:-1] + (1,), dtype=q.dtype)  # (B, nh, Tq, 1)
+    if jit is not None:
+        qa, kat, shift, shifted = _jit_prep(jit, q, k, scale)
+        lse = np.empty(shift.shape, dtype=q.dtype)  # (G, Tq)
+    else:
+        qs = q * scale  # (B, nh, Tq, hs)
+        shift = _score_shift(qs, k)
+        qa = _aug(qs, -shift if shift is not None else 0.0)  # (B, nh, Tq, hs + 1)
+        kat = _aug_t(k, 1.0)  # (B, nh, hs + 1, Tk)
+        lse = np.empty(q.shape[:-1] + (1,), dtype=q.dtype)  # (B, nh, Tq, 1)
     for i0 in range(0, tq, blk):
         i1 = min(tq, i0 + blk)
         kend = tk if mask is None else min(tk, i1 + off)  # keys past kend are hidden from the whole block
         s = qa[..., i0:i1, :] @ kat[..., :kend]  # (B, nh, bq, kend)
+        if jit is not None:  # mask + exp + row sums in one pass, then out /= total and lse in another
+            total = np.empty(s.shape[:-1], dtype=q.dtype)  # (G, bq)
+            jit.att_softmax(s, kend if mask is None else i0 + off + 1, shifted, shift, i0, total, q.dtype.type(0))
+            np.matmul(s, v[..., :kend, :], out=out[..., i0:i1, :])
+            jit.att_finish(out, i0, total, shift, lse)
+            continue
         c0 = max(0, i0 + off + 1)  # keys before c0 are visible to every query of the block
         if mask is not None and c0 < kend:
             _mask_out(s[..., c0:kend], mask[i0:i1, c0:kend])
@@ -494,10 +530,14 @@ def _attention_blocked(q, k, v, mask, scale, out, blk=None):
 
     def backward(g, dq, dk, dv):
         g = np.ascontiguousarray(g)
-        ka, va = _aug(k, 1.0), _aug(v, 1.0)  # (B, nh, Tk, hs + 1)
-        qat = _aug_t(qs, -lse)  # [qs^T; -lse^T] (B, nh, hs + 1, Tq)
-        gat = _aug_t(g, -_rowdot(g, out))  # [g^T; -rowsum(P * dP)^T]: rowsum(P dP) = g . out
-        kt = np.ascontiguousarray(np.swapaxes(k, -1, -2))  # (B, nh, hs, Tk)
+        if jit is not None:
+            qsb, ka, va, qat, gat, kt = _jit_backward_operands(jit, q, k, v, g, out, lse, scale)
+        else:
+            qsb = qs
+            ka, va = _aug(k, 1.0), _aug(v, 1.0)  # (B, nh, Tk, hs + 1)
+            qat = _aug_t(qs, -lse)  # [qs^T; -lse^T] (B, nh, hs + 1, Tq)
+            gat = _aug_t(g, -_rowdot(g, out))  # [g^T; -rowsum(P * dP)^T]: rowsum(P dP) = g . out
+            kt = np.ascontiguousarray(np.swapaxes(k, -1, -2))  # (B, nh, hs, Tk)
         dqt = np.zeros(q.shape[:-2] + q.shape[-1:] + (tq,), dtype=q.dtype)  # dq^T (B, nh, hs, Tq)
         for j0 in range(0, tk, blk):
             j1 = min(tk, j0 + blk)
@@ -507,18 +547,33 @@ def _attention_blocked(q, k, v, mask, scale, out, blk=None):
                 dv[..., j0:j1, :] = 0.0
                 continue
             pt = ka[..., j0:j1, :] @ qat[..., r0:]  # S^T - lse (B, nh, bk, nq)
-            r1 = min(tq, j1 - 1 - off)  # queries from r1 on see the whole block
-            if mask is not None and r0 < r1:
-                _mask_out(pt[..., :r1 - r0], mask[r0:r1, j0:j1].T)
-            np.exp(pt, out=pt)  # P^T
+            if jit is not None:  # P^T: exp, and 0 where hidden, in one pass
+                jit.att_bwd_exp(pt, -tq if mask is None else j0 - off - r0, q.dtype.type(0))
+            else:
+                r1 = min(tq, j1 - 1 - off)  # queries from r1 on see the whole block
+                if mask is not None and r0 < r1:
+                    _mask_out(pt[..., :r1 - r0], mask[r0:r1, j0:j1].T)
+                np.exp(pt, out=pt)  # P^T
             np.matmul(pt, g[..., r0:, :], out=dv[..., j0:j1, :])
             dst = va[..., j0:j1, :] @ gat[..., r0:]  # dP^T - rowsum(P dP) (B, nh, bk, nq)
             dst *= pt  # dS^T
-            np.matmul(dst, qs[..., r0:, :], out=dk[..., j0:j1, :])
+            np.matmul(dst, qsb[..., r0:, :], out=dk[..., j0:j1, :])
             dqt[..., r0:] += kt[..., j0:j1] @ dst
         np.multiply(np.swapaxes(dqt, -1, -2), scale, out=dq)
 
     return backward
+
+
+def _jit_backward_operands(jit, q, k, v, g, out, lse, scale):
+    """numba's one pass: qs = q scale, ka = [k, 1], va = [v, 1] (G, Tk, hs + 1), qat = [qs^T; -lse]
+    and gat = [g^T; -rowsum(P dP)] (G, hs + 1, Tq), kt = k^T (G, hs, Tk)."""
+    (g_, tq, hs), tk = q.shape, k.shape[-2]
+    qs = np.empty_like(q)
+    ka, va = (np.empty((g_, tk, hs + 1), dtype=q.dtype) for _ in range(2))
+    qat, gat = (np.empty((g_, hs + 1, tq), dtype=q.dtype) for _ in range(2))
+    kt = np.empty((g_, hs, tk), dtype=q.dtype)
+    jit.att_bwd_prep(q, k, v, g, out, lse, q.dtype.type(scale), qs, ka, va, qat, gat, kt)
+    return qs, ka, va, qat, gat, kt
 
 
 def tune_malloc() -> bool:

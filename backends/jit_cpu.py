@@ -1,5 +1,6 @@
 """Compiled loops (numba) for the CPU kernels that are many cheap passes in
-NumPy: layer norm, GELU and the Adam update. backends/fast_cpu.py uses them
+NumPy: layer norm, GELU and the Adam update (and attention's, built from
+backends/jit_attention.py). backends/fast_cpu.py uses them
 when the optional `[fast]` extra (numba) is installed, else its NumPy passes.
 
 Why: each NumPy pass is a separate loop over memory with its own call and
@@ -149,12 +150,15 @@ def _build():  # pragma: no cover - the bodies are compiled; tests run them thro
         gelu_forward(f, f.copy(), f.copy())
         gelu_backward(f, f, f, f.copy(), one, one, one)
         adam(f.copy(), f, f.copy(), f.copy(), *[one] * 9)
+    from .jit_attention import build as attention_loops
+
     return SimpleNamespace(ln_forward=ln_forward, ln_backward=ln_backward, gelu_forward=gelu_forward,
-                           gelu_backward=gelu_backward, adam=adam)
+                           gelu_backward=gelu_backward, adam=adam, **attention_loops(jit))
 
 
 def jit_loops():
-    """The compiled loops (ln_forward, ln_backward, gelu_forward, gelu_backward, adam), or None
+    """The compiled loops (ln_forward, ln_backward, gelu_forward, gelu_backward, adam, and attention's
+    of backends/jit_attention.py), or None
     without a usable numba or with TINYLLM_NO_JIT=1."""
     global _loops
     if _loops is None:

@@ -404,3 +404,42 @@ def test_jit_rational_tanh_is_within_4e_7_of_tanh_over_float32():
     want = 0.5 + 0.5 * np.tanh(fast_cpu._GELU_C * (x64 + fast_cpu._GELU_A * x64 ** 3))
     assert np.abs(s - want).max() < 4e-7
     np.testing.assert_allclose(out, x64 * want, rtol=1e-6, atol=1e-6)  # s near 0 is float32-rounded: |x| 2^-23
+
+
+def test_jit_exp_is_within_2e_7_of_exp_and_clamps_the_far_left():
+    """Attention's float32 exp (jit_attention: Cephes' polynomial and 2^n in the exponent bits)
+    against float64 exp over the range its scores take; far left it gives exp(-87) ~ 1.6e-38 for 0."""
+    if jit_cpu.jit_loops() is None:
+        pytest.skip("numba is not installed (the [fast] extra)")
+    x = np.linspace(-87, 88, 1_000_001).astype(np.float32)
+    out = np.empty_like(x)
+    jit_cpu.jit_loops().exp_array(x, out)
+    want = np.exp(x.astype(np.float64))
+    assert (np.abs(out - want) / want).max() < 2e-7
+    far = np.array([-1e30, -200.0, -88.0], dtype=np.float32)
+    jit_cpu.jit_loops().exp_array(far, out[:3])
+    assert (out[:3] < 2e-38).all() and (out[:3] >= 0).all()
+    x64 = np.linspace(-700, 700, 1001)
+    out64 = np.empty_like(x64)
+    jit_cpu.jit_loops().exp_array(x64, out64)  # float64 (the gradient checks) keeps math.exp
+    np.testing.assert_allclose(out64, np.exp(x64), rtol=1e-15)
+
+
+@pytest.mark.parametrize("T", [6, 21], ids=["whole", "blocked"])
+def test_attention_keeps_nan_and_inf(small_blocks, jit, T):
+    """A NaN or inf in a row of q comes out non-finite in that query's output, and only there;
+    its gradients are non-finite too (the trainer's skip-nonfinite check depends on it)."""
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((1, 2, T, 4)).astype(np.float32) for _ in range(3))
+    q[0, 0, 3, 1], q[0, 1, 4, 2] = np.nan, np.inf
+    fast = NumpyFast()
+    if jit == "numpy":
+        fast.jit = None
+    mask = np.tril(np.ones((T, T), dtype=bool))
+    with np.errstate(all="ignore"):
+        out, backward = fast.attention(np, q, k, v, mask, 0.5)
+        dq, dk, dv = backward(np.ones_like(out))
+    bad = ~np.isfinite(out).all(axis=-1)  # (1, 2, T): the queries whose output is not finite
+    assert bad[0, 0, 3] and bad[0, 1, 4]
+    assert np.isfinite(out[0, 0, :3]).all() and np.isfinite(out[0, 1, :4]).all()
+    assert not np.isfinite(dq[0, 0, 3]).all() and not np.isfinite(dk[0, 0]).all()
