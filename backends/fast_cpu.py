@@ -531,14 +531,13 @@ def _attention_blocked(q, k, v, mask, scale, out, jit=None, blk=None):
     def backward(g, dq, dk, dv):
         g = np.ascontiguousarray(g)
         if jit is not None:
-            qsb, ka, va, qat, gat, kt = _jit_backward_operands(jit, q, k, v, g, out, lse, scale)
+            qsb, ka, va, qat, gat = _jit_backward_operands(jit, q, k, v, g, out, lse, scale)
         else:
             qsb = qs
             ka, va = _aug(k, 1.0), _aug(v, 1.0)  # (B, nh, Tk, hs + 1)
             qat = _aug_t(qs, -lse)  # [qs^T; -lse^T] (B, nh, hs + 1, Tq)
             gat = _aug_t(g, -_rowdot(g, out))  # [g^T; -rowsum(P * dP)^T]: rowsum(P dP) = g . out
-            kt = np.ascontiguousarray(np.swapaxes(k, -1, -2))  # (B, nh, hs, Tk)
-        dqt = np.zeros(q.shape[:-2] + q.shape[-1:] + (tq,), dtype=q.dtype)  # dq^T (B, nh, hs, Tq)
+        dq[...] = 0.0
         for j0 in range(0, tk, blk):
             j1 = min(tk, j0 + blk)
             r0 = 0 if mask is None else max(0, j0 - off)  # the first query that sees a key of the block
@@ -558,22 +557,21 @@ def _attention_blocked(q, k, v, mask, scale, out, jit=None, blk=None):
             dst = va[..., j0:j1, :] @ gat[..., r0:]  # dP^T - rowsum(P dP) (B, nh, bk, nq)
             dst *= pt  # dS^T
             np.matmul(dst, qsb[..., r0:, :], out=dk[..., j0:j1, :])
-            dqt[..., r0:] += kt[..., j0:j1] @ dst
-        np.multiply(np.swapaxes(dqt, -1, -2), scale, out=dq)
+            dq[..., r0:, :] += np.swapaxes(dst, -1, -2) @ k[..., j0:j1, :]  # BLAS takes dS as transposed
+        dq *= scale
 
     return backward
 
 
 def _jit_backward_operands(jit, q, k, v, g, out, lse, scale):
     """numba's one pass: qs = q scale, ka = [k, 1], va = [v, 1] (G, Tk, hs + 1), qat = [qs^T; -lse]
-    and gat = [g^T; -rowsum(P dP)] (G, hs + 1, Tq), kt = k^T (G, hs, Tk)."""
+    and gat = [g^T; -rowsum(P dP)] (G, hs + 1, Tq)."""
     (g_, tq, hs), tk = q.shape, k.shape[-2]
     qs = np.empty_like(q)
     ka, va = (np.empty((g_, tk, hs + 1), dtype=q.dtype) for _ in range(2))
     qat, gat = (np.empty((g_, hs + 1, tq), dtype=q.dtype) for _ in range(2))
-    kt = np.empty((g_, hs, tk), dtype=q.dtype)
-    jit.att_bwd_prep(q, k, v, g, out, lse, q.dtype.type(scale), qs, ka, va, qat, gat, kt)
-    return qs, ka, va, qat, gat, kt
+    jit.att_bwd_prep(q, k, v, g, out, lse, q.dtype.type(scale), qs, ka, va, qat, gat)
+    return qs, ka, va, qat, gat
 
 
 def tune_malloc() -> bool:
