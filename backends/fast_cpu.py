@@ -460,13 +460,18 @@ def _attention_whole(q, k, v, mask, scale, out, jit=None):
     out *= inv  # (B, nh, Tq, hs)
 
     def backward(g, dq, dk, dv):
-        gi = g * inv  # g / total: P^T g = e^T gi
-        np.matmul(np.swapaxes(e, -1, -2), gi, out=dv)  # (B, nh, Tk, hs)
-        d = _rowdot(g, out)  # rowsum(P * dP) = g . out per query
-        d *= inv
-        gi *= scale
-        d *= -scale
-        ds = _aug(gi, d) @ _aug_t(v, 1.0)  # (dP - rowsum(P dP)) * scale / total
+        if jit is not None:  # gi = g / total, gia = [gi scale, d] and vat = [v^T; 1] in one pass
+            (g_, _, hs), dt = q.shape, q.dtype
+            gi, gia, vat = np.empty_like(q), np.empty((g_, tq, hs + 1), dt), np.empty((g_, hs + 1, tk), dt)
+            jit.att_whole_bwd_prep(np.ascontiguousarray(g), out, total, v, dt.type(scale), gi, gia, vat)
+        else:
+            gi = g * inv  # g / total
+            d = _rowdot(g, out)  # rowsum(P * dP) = g . out per query
+            d *= inv
+            d *= -scale
+            gia, vat = _aug(gi * scale, d), _aug_t(v, 1.0)
+        np.matmul(np.swapaxes(e, -1, -2), gi, out=dv)  # P^T g = e^T gi (B, nh, Tk, hs)
+        ds = gia @ vat  # (dP - rowsum(P dP)) * scale / total
         ds *= e  # dS * scale
         np.matmul(ds, k, out=dq)
         np.matmul(np.swapaxes(ds, -1, -2), q, out=dk)

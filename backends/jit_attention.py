@@ -169,6 +169,29 @@ def build(jit):  # pragma: no cover - compiled; tests run them through fast_cpu'
                     gat[p, d, i] = g[p, i, d]
 
     @jit
+    def att_whole_bwd_prep(g, out, inv, v, scale, gi, gia, vat):
+        """The short-context backward's operands in one pass: gi = g inv (inv = 1 / row sums, (G, Tq)),
+        gia = [gi scale, -scale inv rowsum(P dP)] with rowsum(P dP) = g . out, vat = [v^T; 1]."""
+        g_, tq, hs = g.shape
+        tk = v.shape[1]
+        for p in range(g_):
+            for i in range(tq):
+                iv = inv[p, i]
+                dd = g[p, i, 0] * 0
+                for d in range(hs):
+                    x = g[p, i, d]
+                    dd += x * out[p, i, d]
+                    x *= iv
+                    gi[p, i, d] = x
+                    gia[p, i, d] = x * scale
+                gia[p, i, hs] = -dd * iv * scale
+            for d in range(hs):  # along vat's rows: contiguous stores
+                for j in range(tk):
+                    vat[p, d, j] = v[p, j, d]
+            for j in range(tk):
+                vat[p, hs, j] = 1
+
+    @jit
     def att_bwd_exp(pt, first_visible, zero):
         """pt (G, bk, nq) = S^T - lse in place -> P^T: exp, and 0 before column first_visible + j of row j."""
         g_, bk, nq = pt.shape
@@ -194,6 +217,7 @@ def build(jit):  # pragma: no cover - compiled; tests run them through fast_cpu'
         att_softmax(a.copy(), 1, False, row.copy(), 0, row.copy(), dt(0.0))
         att_finish(a.copy(), 0, row, row, row.copy())
         att_bwd_prep(a, a, a, a, a, row, one, a.copy(), aug.copy(), aug.copy(), augt.copy(), augt.copy())
+        att_whole_bwd_prep(a, a, row, a, one, a.copy(), aug.copy(), augt.copy())
         att_bwd_exp(a.copy(), 0, dt(0.0))
     return dict(exp_array=exp_array, att_prep=att_prep, att_softmax=att_softmax, att_finish=att_finish,
-                att_bwd_prep=att_bwd_prep, att_bwd_exp=att_bwd_exp)
+                att_bwd_prep=att_bwd_prep, att_whole_bwd_prep=att_whole_bwd_prep, att_bwd_exp=att_bwd_exp)
