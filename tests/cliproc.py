@@ -1,11 +1,12 @@
 """Run the real `tinyllm` command in a child process, for tests of what a shell does to it.
 
-Each child runs under an address-space limit (ulimit -v), so a defect that allocates without bound
+Each child starts with SIGINT at its default (as a shell's foreground command) and runs under an address-space limit (ulimit -v), so a defect that allocates without bound
 fails fast with a MemoryError instead of taking the machine's memory; a timeout stops one that hangs.
 """
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +22,9 @@ def start(*args, cwd=None, limit: int = LIMIT, **kw) -> subprocess.Popen:
 
     def in_child():  # before exec
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        # Ctrl-C as a shell's foreground command gets it: a test run started as a background job
+        # (`pytest &` in a script) hands its children SIGINT ignored, and Python then installs no handler
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     return subprocess.Popen([sys.executable, "-m", "tinyllm", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=in_child, **kw)
