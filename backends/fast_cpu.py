@@ -463,6 +463,7 @@ def _attention_whole(q, k, v, mask, scale, out, jit=None):
         if jit is not None:  # gi = g / total, gia = [gi scale, d] and vat = [v^T; 1] in one pass
             (g_, _, hs), dt = q.shape, q.dtype
             gi, gia, vat = np.empty_like(q), np.empty((g_, tq, hs + 1), dt), np.empty((g_, hs + 1, tk), dt)
+            # total holds 1 / the row sums by now (inv is a view of it)
             jit.att_whole_bwd_prep(np.ascontiguousarray(g), out, total, v, dt.type(scale), gi, gia, vat)
         else:
             gi = g * inv  # g / total

@@ -14,11 +14,11 @@ an attention call's forward and backward, the matmuls the rest.
 exp: numba's LLVM has no vector exp here (no SVML), and a call per element
 does not vectorize. So float32 uses Cephes' expf: a degree-6 polynomial on
 [-ln2/2, ln2/2] and 2^n put into the exponent bits (a bitcast, which LLVM
-vectorizes like the rest): within 1e-7 relative error of exp, measured at
+vectorizes like the rest): within 2e-7 relative error of exp over [-87, 88] (tested), at
 0.9 ns an element against NumPy's 0.75. Inputs are clamped to [-87, 88]
-(exp(-87) ~ 1.6e-38 stands in for 0: these scores are shifted so that the
-largest is near 0, and the sums it enters are >= 1). float64 (the gradient
-checks) keeps math.exp.
+(exp(-87) ~ 1.6e-38 stands in for 0, exp(88) for inf: these scores are
+shifted so that the largest is near 0, and the sums they enter are >= 1);
+NaN stays NaN. float64 (the gradient checks) keeps math.exp.
 """
 from __future__ import annotations
 

@@ -142,7 +142,8 @@ def _build():  # pragma: no cover - the bodies are compiled; tests run them thro
         (gelu_forward_f32 if x.dtype == np.float32 else gelu_forward_f64)(x, out, s)
 
     # compile (or load) float32 now, what training runs: a broken numba fails here, not in a training
-    # step. float64 (the gradient checks) compiles on its first call; the first build took 13 s for both.
+    # step. float64 (the gradient checks) compiles on its first call (cold cache, measured: 5.8 s for
+    # float32, 4.8 s more for float64).
     for dt in (np.float32,):
         x = np.ones((2, 3), dtype=dt)
         one = dt(1.0)

@@ -1,7 +1,8 @@
 """Run the real `tinyllm` command in a child process, for tests of what a shell does to it.
 
-Each child starts with SIGINT at its default (as a shell's foreground command) and runs under an address-space limit (ulimit -v), so a defect that allocates without bound
-fails fast with a MemoryError instead of taking the machine's memory; a timeout stops one that hangs.
+Each child starts with SIGINT at its default (as a shell's foreground command gets it) and runs
+under an address-space limit (ulimit -v), so a defect that allocates without bound fails fast with
+a MemoryError instead of taking the machine's memory; a timeout stops one that hangs.
 """
 import json
 import os

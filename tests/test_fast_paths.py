@@ -416,9 +416,9 @@ def test_jit_exp_is_within_2e_7_of_exp_and_clamps_the_far_left():
     jit_cpu.jit_loops().exp_array(x, out)
     want = np.exp(x.astype(np.float64))
     assert (np.abs(out - want) / want).max() < 2e-7
-    far = np.array([-1e30, -200.0, -88.0], dtype=np.float32)
-    jit_cpu.jit_loops().exp_array(far, out[:3])
-    assert (out[:3] < 2e-38).all() and (out[:3] >= 0).all()
+    far = np.array([-1e30, -200.0, -88.0, np.nan], dtype=np.float32)
+    jit_cpu.jit_loops().exp_array(far, out[:4])
+    assert (out[:3] < 2e-38).all() and (out[:3] >= 0).all() and np.isnan(out[3])  # NaN stays NaN
     x64 = np.linspace(-700, 700, 1001)
     out64 = np.empty_like(x64)
     jit_cpu.jit_loops().exp_array(x64, out64)  # float64 (the gradient checks) keeps math.exp
