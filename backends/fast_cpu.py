@@ -210,11 +210,11 @@ class NumpyFast:
         bv = np.zeros(n, x2.dtype) if b is None else np.ascontiguousarray(b, dtype=x2.dtype)
         out, xhat = np.empty_like(x2), np.empty_like(x2)
         rstd = np.empty(x2.shape[0], dtype=x2.dtype)  # (N,)
-        e, inv_n, one = (x2.dtype.type(c) for c in (eps, 1.0 / n, 1.0))  # constants in x's dtype
+        e, inv_n, one, zero = (x2.dtype.type(c) for c in (eps, 1.0 / n, 1.0, 0.0))  # constants in x's dtype
         parts = self.threads.ranges(x2.shape[0], 2 * x2.size)
 
         def fwd(i, j):
-            forward(x2[i:j], wv, bv, out[i:j], xhat[i:j], rstd[i:j], e, inv_n, one)
+            forward(x2[i:j], wv, bv, out[i:j], xhat[i:j], rstd[i:j], e, inv_n, one, zero)
 
         self.threads.run(fwd, parts)
 
@@ -224,7 +224,7 @@ class NumpyFast:
             sums = {i: (np.zeros(n, x2.dtype), np.zeros(n, x2.dtype)) for i, _ in parts}  # per part: gw, gb
 
             def grad(i, j):
-                grad_rows(g2[i:j], xhat[i:j], rstd[i:j], wv, dx[i:j], *sums[i], inv_n)
+                grad_rows(g2[i:j], xhat[i:j], rstd[i:j], wv, dx[i:j], *sums[i], inv_n, zero)
 
             self.threads.run(grad, parts)
             gw = sum(v[0] for v in sums.values()) if w is not None else None
