@@ -464,7 +464,7 @@ def _attention_whole(q, k, v, mask, scale, out, jit=None):
             (g_, _, hs), dt = q.shape, q.dtype
             gi, gia, vat = np.empty_like(q), np.empty((g_, tq, hs + 1), dt), np.empty((g_, hs + 1, tk), dt)
             # total holds 1 / the row sums by now (inv is a view of it)
-            jit.att_whole_bwd_prep(np.ascontiguousarray(g), out, total, v, dt.type(scale), gi, gia, vat)
+            jit.att_whole_bwd_prep(np.ascontiguousarray(g), out, total, v, dt.type(scale), gi, gia, vat, dt.type(0))
         else:
             gi = g * inv  # g / total
             d = _rowdot(g, out)  # rowsum(P * dP) = g . out per query
@@ -488,7 +488,7 @@ def _jit_prep(jit, q, k, scale):
     qa = np.empty((g_, tq, hs + 1), dtype=q.dtype)
     kat = np.empty((g_, hs + 1, k.shape[-2]), dtype=q.dtype)
     shift = np.empty((g_, tq), dtype=q.dtype)
-    top = jit.att_prep(q, k, q.dtype.type(scale), qa, kat, shift)
+    top = jit.att_prep(q, k, q.dtype.type(scale), qa, kat, shift, q.dtype.type(0))
     if top <= SHIFT_BOUND:
         return qa, kat, shift, True
     qa[..., -1] = 0.0  # too large (or NaN): exact row maxima instead
@@ -523,7 +523,7 @@ def _attention_blocked(q, k, v, mask, scale, out, jit=None, blk=None):
             total = np.empty(s.shape[:-1], dtype=q.dtype)  # (G, bq)
             jit.att_softmax(s, kend if mask is None else i0 + off + 1, shifted, shift, i0, total, q.dtype.type(0))
             np.matmul(s, v[..., :kend, :], out=out[..., i0:i1, :])
-            jit.att_finish(out, i0, total, shift, lse)
+            jit.att_finish(out, i0, total, shift, lse, q.dtype.type(1))
             continue
         c0 = max(0, i0 + off + 1)  # keys before c0 are visible to every query of the block
         if mask is not None and c0 < kend:
@@ -576,7 +576,7 @@ def _jit_backward_operands(jit, q, k, v, g, out, lse, scale):
     qs = np.empty_like(q)
     ka, va = (np.empty((g_, tk, hs + 1), dtype=q.dtype) for _ in range(2))
     qat, gat = (np.empty((g_, hs + 1, tq), dtype=q.dtype) for _ in range(2))
-    jit.att_bwd_prep(q, k, v, g, out, lse, q.dtype.type(scale), qs, ka, va, qat, gat)
+    jit.att_bwd_prep(q, k, v, g, out, lse, q.dtype.type(scale), qs, ka, va, qat, gat, q.dtype.type(0))
     return qs, ka, va, qat, gat
 
 

@@ -68,16 +68,16 @@ def build(jit):  # pragma: no cover - compiled; tests run them through fast_cpu'
             out[i] = exp_(x[i])
 
     @jit
-    def att_prep(q, k, scale, qa, kat, shift):
+    def att_prep(q, k, scale, qa, kat, shift, zero):
         """qa = [q * scale, -shift], kat = [k^T; 1], shift (G, Tq) = |q_i| scale max_j |k_j|, a bound
         on every score of row i (Cauchy-Schwarz); returns the largest. q (G, Tq, hs), k (G, Tk, hs)."""
         g_, tq, hs = q.shape
         tk = k.shape[1]
-        top = scale * 0
+        top = zero
         for p in range(g_):
-            kmax = top * 0
+            kmax = zero
             for j in range(tk):
-                s2 = k[p, j, 0] * 0
+                s2 = zero
                 for d in range(hs):
                     s2 += k[p, j, d] * k[p, j, d]
                 kmax = max(kmax, s2)
@@ -87,7 +87,7 @@ def build(jit):  # pragma: no cover - compiled; tests run them through fast_cpu'
             for j in range(tk):
                 kat[p, hs, j] = 1
             for i in range(tq):
-                s2 = top * 0
+                s2 = zero
                 for d in range(hs):
                     x = q[p, i, d] * scale
                     qa[p, i, d] = x
@@ -103,8 +103,8 @@ def build(jit):  # pragma: no cover - compiled; tests run them through fast_cpu'
         """Scores s (G, bq, n) of queries i0.. in place -> exp(s - row shift), 0 where hidden (from
         column first_hidden + i of row i on; >= n: none), total (G, bq) their row sums.
         shifted: the shift rode in the matmul already; else take each row's max and store it in
-        shift[:, i0 + i]. zero: 0 in s's dtype (passed in: one made from an element of s kept
-        the exp loop from vectorizing, 7x slower)."""
+        shift[:, i0 + i]. Every kernel here takes 0 (and 1) in the arrays' dtype from the caller:
+        one made from an element (s[p, i, 0] * 0) kept the exp loop from vectorizing, 7x slower."""
         g_, bq, n = s.shape
         for p in range(g_):
             for i in range(bq):
@@ -130,20 +130,20 @@ def build(jit):  # pragma: no cover - compiled; tests run them through fast_cpu'
                 total[p, i] = acc
 
     @jit
-    def att_finish(out, i0, total, shift, lse):
+    def att_finish(out, i0, total, shift, lse, one):
         """out[:, i0 + i] /= total[:, i], lse[:, i0 + i] = log(total) + shift: the block's log-sum-exp."""
         g_, bq = total.shape
         hs = out.shape[2]
         for p in range(g_):
             for i in range(bq):
                 t = total[p, i]
-                inv = (t * 0 + 1) / t  # 1 in t's dtype
+                inv = one / t
                 for d in range(hs):
                     out[p, i0 + i, d] *= inv
                 lse[p, i0 + i] = math.log(t) + shift[p, i0 + i]
 
     @jit
-    def att_bwd_prep(q, k, v, g, out, lse, scale, qs, ka, va, qat, gat):
+    def att_bwd_prep(q, k, v, g, out, lse, scale, qs, ka, va, qat, gat, zero):
         """The backward's operands in one pass: qs = q scale, ka = [k, 1], va = [v, 1],
         qat = [qs^T; -lse], gat = [g^T; -rowsum(P dP)] with rowsum(P dP) = g . out per query.
         The transposes run along their output rows (contiguous stores): 3x faster than along the input's."""
@@ -157,7 +157,7 @@ def build(jit):  # pragma: no cover - compiled; tests run them through fast_cpu'
                 ka[p, j, hs] = 1
                 va[p, j, hs] = 1
             for i in range(tq):
-                dd = g[p, i, 0] * 0
+                dd = zero
                 for d in range(hs):
                     qs[p, i, d] = q[p, i, d] * scale
                     dd += g[p, i, d] * out[p, i, d]
@@ -169,7 +169,7 @@ def build(jit):  # pragma: no cover - compiled; tests run them through fast_cpu'
                     gat[p, d, i] = g[p, i, d]
 
     @jit
-    def att_whole_bwd_prep(g, out, inv, v, scale, gi, gia, vat):
+    def att_whole_bwd_prep(g, out, inv, v, scale, gi, gia, vat, zero):
         """The short-context backward's operands in one pass: gi = g inv (inv = 1 / row sums, (G, Tq)),
         gia = [gi scale, -scale inv rowsum(P dP)] with rowsum(P dP) = g . out, vat = [v^T; 1]."""
         g_, tq, hs = g.shape
@@ -177,7 +177,7 @@ def build(jit):  # pragma: no cover - compiled; tests run them through fast_cpu'
         for p in range(g_):
             for i in range(tq):
                 iv = inv[p, i]
-                dd = g[p, i, 0] * 0
+                dd = zero
                 for d in range(hs):
                     x = g[p, i, d]
                     dd += x * out[p, i, d]
@@ -212,12 +212,12 @@ def build(jit):  # pragma: no cover - compiled; tests run them through fast_cpu'
         row = np.ones((1, 2), dtype=dt)
         one = dt(1.0)
         exp_array(a.reshape(-1), a.reshape(-1).copy())
-        att_prep(a, a, one, aug.copy(), augt.copy(), row.copy())
+        att_prep(a, a, one, aug.copy(), augt.copy(), row.copy(), dt(0.0))
         att_softmax(a.copy(), 1, True, row.copy(), 0, row.copy(), dt(0.0))
         att_softmax(a.copy(), 1, False, row.copy(), 0, row.copy(), dt(0.0))
-        att_finish(a.copy(), 0, row, row, row.copy())
-        att_bwd_prep(a, a, a, a, a, row, one, a.copy(), aug.copy(), aug.copy(), augt.copy(), augt.copy())
-        att_whole_bwd_prep(a, a, row, a, one, a.copy(), aug.copy(), augt.copy())
+        att_finish(a.copy(), 0, row, row, row.copy(), one)
+        att_bwd_prep(a, a, a, a, a, row, one, a.copy(), aug.copy(), aug.copy(), augt.copy(), augt.copy(), dt(0.0))
+        att_whole_bwd_prep(a, a, row, a, one, a.copy(), aug.copy(), augt.copy(), dt(0.0))
         att_bwd_exp(a.copy(), 0, dt(0.0))
     return dict(exp_array=exp_array, att_prep=att_prep, att_softmax=att_softmax, att_finish=att_finish,
                 att_bwd_prep=att_bwd_prep, att_whole_bwd_prep=att_whole_bwd_prep, att_bwd_exp=att_bwd_exp)
