@@ -5,6 +5,7 @@ import numpy as np
 import array_api_compat.numpy as xp_numpy
 
 from .base import Backend
+from .jit_cpu import jit_loops
 
 
 class CPUBackend(Backend):
@@ -32,9 +33,17 @@ class CPUBackend(Backend):
         return philox_words(n, seed, site, step)
 
     def scatter_add(self, target, indices, values):
-        """In place. Sort + reduceat sums duplicate rows ~6x faster than np.add.at;
-        after that each index appears once, so a fancy-indexed += is exact."""
+        """In place. With numba, one pass in row order (the embedding's backward at T=512: 8.8 ms a
+        step by sort + reduceat, see below); else sort + reduceat, which sums duplicate rows ~6x
+        faster than np.add.at, after which each index appears once, so a fancy-indexed += is exact."""
         if indices.shape[0] == 0:
+            return target
+        jit = jit_loops()
+        if (jit is not None and target.dtype in (np.float32, np.float64) and values.dtype == target.dtype
+                and target.flags.c_contiguous and indices.dtype == np.int64
+                and 0 <= indices.min() and indices.max() < target.shape[0]):  # the loop does not check bounds
+            rows = np.ascontiguousarray(values.reshape(values.shape[0], -1))
+            jit.scatter_rows(target.reshape(target.shape[0], -1), np.ascontiguousarray(indices), rows)
             return target
         order = np.argsort(indices, kind="stable")
         si = indices[order]

@@ -139,6 +139,16 @@ def _build():  # pragma: no cover - the bodies are compiled; tests run them thro
             v[i] = vi
             p[i] = p[i] * decay - step_scale * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
 
+    @jit
+    def scatter_rows(target, idx, values):
+        """target[idx[i]] += values[i] for every row i, in row order (so the sums are deterministic);
+        target (V, C), idx (N,) within [0, V), values (N, C)."""
+        n, c = values.shape
+        for i in range(n):
+            r = idx[i]
+            for j in range(c):
+                target[r, j] += values[i, j]
+
     def gelu_forward(x, out, s):
         (gelu_forward_f32 if x.dtype == np.float32 else gelu_forward_f64)(x, out, s)
 
@@ -154,14 +164,15 @@ def _build():  # pragma: no cover - the bodies are compiled; tests run them thro
         gelu_forward(f, f.copy(), f.copy())
         gelu_backward(f, f, f, f.copy(), one, one, one)
         adam(f.copy(), f, f.copy(), f.copy(), *[one] * 9)
+        scatter_rows(x.copy(), np.zeros(2, dtype=np.int64), x)
     from .jit_attention import build as attention_loops
 
     return SimpleNamespace(ln_forward=ln_forward, ln_backward=ln_backward, gelu_forward=gelu_forward,
-                           gelu_backward=gelu_backward, adam=adam, **attention_loops(jit))
+                           gelu_backward=gelu_backward, adam=adam, scatter_rows=scatter_rows, **attention_loops(jit))
 
 
 def jit_loops():
-    """The compiled loops (ln_forward, ln_backward, gelu_forward, gelu_backward, adam, and attention's
+    """The compiled loops (ln_forward, ln_backward, gelu_forward, gelu_backward, adam, scatter_rows, and attention's
     of backends/jit_attention.py), or None
     without a usable numba or with TINYLLM_NO_JIT=1."""
     global _loops

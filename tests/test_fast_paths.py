@@ -443,3 +443,21 @@ def test_attention_keeps_nan_and_inf(small_blocks, jit, T):
     assert bad[0, 0, 3] and bad[0, 1, 4]
     assert np.isfinite(out[0, 0, :3]).all() and np.isfinite(out[0, 1, :4]).all()
     assert not np.isfinite(dq[0, 0, 3]).all() and not np.isfinite(dk[0, 0]).all()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cpu_scatter_add_sums_duplicate_rows_like_add_at(cpu, jit, monkeypatch, dtype):
+    """The embedding's backward: numba's row-order loop and sort + reduceat both give np.add.at's sums."""
+    import backends.cpu as cpu_backend
+
+    if jit == "numpy":
+        monkeypatch.setattr(cpu_backend, "jit_loops", lambda: None)
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, 9, size=500)  # every row index many times
+    vals = rng.standard_normal((500, 2, 3)).astype(dtype)
+    target = rng.standard_normal((9, 2, 3)).astype(dtype)
+    want = target.copy()
+    np.add.at(want, idx, vals)
+    got = cpu.scatter_add(target, idx, vals)
+    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-12)
+    assert got is target  # in place
