@@ -205,19 +205,19 @@ def build(jit):  # pragma: no cover - compiled; tests run them through fast_cpu'
                     row[c] = exp_(row[c])
 
     # compile (or load) float32 now, as jit_cpu does for its loops
-    for dt in (np.float32,):
-        a = np.ones((1, 2, 2), dtype=dt)
-        aug = np.ones((1, 2, 3), dtype=dt)
-        augt = np.ones((1, 3, 2), dtype=dt)
-        row = np.ones((1, 2), dtype=dt)
-        one = dt(1.0)
-        exp_array(a.reshape(-1), a.reshape(-1).copy())
-        att_prep(a, a, one, aug.copy(), augt.copy(), row.copy(), dt(0.0))
-        att_softmax(a.copy(), 1, True, row.copy(), 0, row.copy(), dt(0.0))
-        att_softmax(a.copy(), 1, False, row.copy(), 0, row.copy(), dt(0.0))
-        att_finish(a.copy(), 0, row, row, row.copy(), one)
-        att_bwd_prep(a, a, a, a, a, row, one, a.copy(), aug.copy(), aug.copy(), augt.copy(), augt.copy(), dt(0.0))
-        att_whole_bwd_prep(a, a, row, a, one, a.copy(), aug.copy(), augt.copy(), dt(0.0))
-        att_bwd_exp(a.copy(), 0, dt(0.0))
+    dt = np.float32
+    a = np.ones((1, 2, 2), dtype=dt)
+    aug = np.ones((1, 2, 3), dtype=dt)
+    augt = np.ones((1, 3, 2), dtype=dt)
+    row = np.ones((1, 2), dtype=dt)
+    one = dt(1.0)
+    exp_array(a.reshape(-1), a.reshape(-1).copy())
+    att_prep(a, a, one, aug.copy(), augt.copy(), row.copy(), dt(0.0))
+    att_softmax(a.copy(), 1, True, row.copy(), 0, row.copy(), dt(0.0))
+    att_softmax(a.copy(), 1, False, row.copy(), 0, row.copy(), dt(0.0))
+    att_finish(a.copy(), 0, row, row, row.copy(), one)
+    att_bwd_prep(a, a, a, a, a, row, one, a.copy(), aug.copy(), aug.copy(), augt.copy(), augt.copy(), dt(0.0))
+    att_whole_bwd_prep(a, a, row, a, one, a.copy(), aug.copy(), augt.copy(), dt(0.0))
+    att_bwd_exp(a.copy(), 0, dt(0.0))
     return dict(exp_array=exp_array, att_prep=att_prep, att_softmax=att_softmax, att_finish=att_finish,
                 att_bwd_prep=att_bwd_prep, att_whole_bwd_prep=att_whole_bwd_prep, att_bwd_exp=att_bwd_exp)

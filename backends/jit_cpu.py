@@ -155,16 +155,16 @@ def _build():  # pragma: no cover - the bodies are compiled; tests run them thro
     # compile (or load) float32 now, what training runs: a broken numba fails here, not in a training
     # step. float64 (the gradient checks) compiles on its first call (cold cache, measured: 5.8 s for
     # float32, 4.8 s more for float64).
-    for dt in (np.float32,):
-        x = np.ones((2, 3), dtype=dt)
-        one = dt(1.0)
-        ln_forward(x, x[0], x[0], x.copy(), x.copy(), x[:, 0].copy(), one, one, one, dt(0.0))
-        ln_backward(x, x, x[:, 0], x[0], x.copy(), x[0].copy(), x[0].copy(), one, dt(0.0))
-        f = x.reshape(-1)
-        gelu_forward(f, f.copy(), f.copy())
-        gelu_backward(f, f, f, f.copy(), one, one, one)
-        adam(f.copy(), f, f.copy(), f.copy(), *[one] * 9)
-        scatter_rows(x.copy(), np.zeros(2, dtype=np.int64), x)
+    dt = np.float32
+    x = np.ones((2, 3), dtype=dt)
+    one = dt(1.0)
+    ln_forward(x, x[0], x[0], x.copy(), x.copy(), x[:, 0].copy(), one, one, one, dt(0.0))
+    ln_backward(x, x, x[:, 0], x[0], x.copy(), x[0].copy(), x[0].copy(), one, dt(0.0))
+    f = x.reshape(-1)
+    gelu_forward(f, f.copy(), f.copy())
+    gelu_backward(f, f, f, f.copy(), one, one, one)
+    adam(f.copy(), f, f.copy(), f.copy(), *[one] * 9)
+    scatter_rows(x.copy(), np.zeros(2, dtype=np.int64), x)
     from .jit_attention import build as attention_loops
 
     return SimpleNamespace(ln_forward=ln_forward, ln_backward=ln_backward, gelu_forward=gelu_forward,
