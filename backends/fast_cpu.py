@@ -39,6 +39,7 @@ import sys
 import numpy as np
 
 from .jit_cpu import jit_loops
+from .mkl_gemm import gemm_available, matmul2d
 from .threads import ThreadPolicy
 
 _GELU_C = math.sqrt(2.0 / math.pi)
@@ -103,14 +104,16 @@ class NumpyFast:
     """The fused kernels of backends/kernels.py for NumPy, and the thread policy they run under."""
 
     def __init__(self, threads: ThreadPolicy | None = None):
+        gemm_available()  # MKL, if installed, loads first: the thread policy then sizes its pool too
         self.threads = threads if threads is not None else ThreadPolicy()
         self.jit = jit_loops()  # numba's one-pass loops for layer norm, GELU and Adam, or None: NumPy passes
 
     @property
     def name(self) -> str:
-        return "numpy + numba loops" if self.jit is not None else "numpy"
+        name = "numpy + numba loops" if self.jit is not None else "numpy"
+        return name + " + MKL matmuls" if gemm_available() else name
 
-    # -- matmul: BLAS splits it across the policy's threads ----------------------
+    # -- matmul: BLAS splits it across the policy's threads; 2-D products by MKL when installed (mkl_gemm.py)
     def matmul(self, xp, a, b):
         self.threads.refresh()  # sizes the BLAS pool to the cores free now
         if b.ndim == 2:  # (..., K) @ (K, N): one (rows, K) @ (K, N) matmul
@@ -119,11 +122,11 @@ class NumpyFast:
 
             def folded_backward(g, need=(True, True)):
                 g2 = g.reshape(-1, n)
-                ga = (g2 @ b.T).reshape(lead + (k,)) if need[0] else None
-                gb = a2.T @ g2 if need[1] else None
+                ga = matmul2d(g2, b.T).reshape(lead + (k,)) if need[0] else None
+                gb = matmul2d(a2.T, g2) if need[1] else None  # (K, N): the weight's gradient
                 return ga, gb
 
-            return (a2 @ b).reshape(lead + (n,)), folded_backward
+            return matmul2d(a2, b).reshape(lead + (n,)), folded_backward
 
         def backward(g, need=(True, True)):
             ga = _unbroadcast(g @ np.swapaxes(b, -1, -2), a.shape) if need[0] else None

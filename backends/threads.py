@@ -8,9 +8,10 @@ went from 1.2 ms on one thread to 12-16 ms on two, and the char MLP tutorial
 from 4 s to 11 s (63 s with the machine's other load on top). So the policy watches the machine: every `interval`
 seconds it reads how many CPUs other processes kept busy since its last look
 (/proc/stat minus this process's own CPU time) and uses only the cores they
-leave free, never more than the BLAS pool had when the policy was made
-(OpenBLAS sizes that from OMP_NUM_THREADS / OPENBLAS_NUM_THREADS or the CPUs
-this process may run on). threadpoolctl reads and sets the pool.
+leave free, never more than the smallest BLAS pool had when the policy was
+made (OpenBLAS sizes its pool from OMP_NUM_THREADS / OPENBLAS_NUM_THREADS or
+the CPUs this process may run on; MKL, when installed, from MKL_NUM_THREADS /
+OMP_NUM_THREADS or the cores). threadpoolctl reads and sets the pools.
 
 Matmuls are BLAS's to split: the policy sets the BLAS pool to its thread
 count whenever that changes. Splitting them ourselves (rows on our helper
@@ -109,7 +110,7 @@ class ThreadPolicy:
     def __init__(self, max_threads: int | None = None, interval: float = 0.5):
         blas = self._blas = blas_controllers()
         pools = [c.num_threads for c in blas]
-        self.max_threads = max(1, max_threads or (max(pools) if pools else usable_cpus()))
+        self.max_threads = max(1, max_threads or (min(pools) if pools else usable_cpus()))
         self._blas_threads(1)
         self.interval = interval
         self.threads = 1
@@ -195,6 +196,9 @@ class _Helper:
         threading.Thread(target=self._serve, name="tinyllm-helper", daemon=True).start()
 
     def _serve(self):
+        from .mkl_gemm import one_thread_here
+
+        one_thread_here()  # BLAS at one thread in the parts (see run); MKL's setting is per thread here
         while True:
             self._go.acquire()
             fn, (a, b) = self._job

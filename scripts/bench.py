@@ -450,6 +450,11 @@ def machine_info() -> dict:
     vector = " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile") if f in flags)
     blas = [{k: b.get(k) for k in ("internal_api", "version", "architecture", "threading_layer", "num_threads")}
             for b in threadpool_info() if b.get("user_api") == "blas"]
+    for b in blas:
+        if b["internal_api"] == "mkl" and not b["architecture"]:  # threadpoolctl cannot tell MKL's
+            from backends.mkl_gemm import architecture
+
+            b["architecture"] = architecture()
     return {"cpu": cpu, "cpus": os.cpu_count(), "vector": vector, "numpy": numpy.__version__, "blas": blas}
 
 
@@ -457,11 +462,10 @@ def solo_time_worker(spec: dict) -> dict:
     """Step times of one framework alone (spec["only"]), same batches and initial weights."""
     from bench_steps import TinyRunner, TorchRunner, make_batches
 
-    tl = TinyRunner(spec)  # the torch twin copies its initial weights
-    runner = tl
     if spec["only"] == "torch":
-        _import_torch(spec)
-        runner = TorchRunner(spec, tl.model)
+        _import_torch(spec)  # first: MKL's libraries loaded by tinyllm before it take over PyTorch's MKL calls
+    tl = TinyRunner(spec)  # the torch twin copies its initial weights
+    runner = TorchRunner(spec, tl.model) if spec["only"] == "torch" else tl
     batches = make_batches(spec["config"], spec["warmup"] + spec["steps"], spec["seed"])
     times = [runner.step(x, y) for x, y in batches]
     return {"times": times[spec["warmup"]:]}

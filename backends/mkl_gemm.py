@@ -1,0 +1,175 @@
+"""Matrix products through Intel MKL's GEMM, when its runtime is installed.
+
+NumPy's wheels bring OpenBLAS. On the AVX-512 Xeons this project measures on,
+OpenBLAS 0.3.31's SkylakeX sgemm ran the twelve matmul shapes of a T=512
+training layer (rows 6144, C 128) in 130.8 ms on one thread where MKL took
+104.7 and PyTorch (which links MKL) 104.0; its weight-gradient shapes
+(x^T @ g: K = 6144 rows, small M and N) were 1.3-1.7x slower. So the CPU
+backend's 2-D matmuls go to MKL's cblas_?gemm when the `mkl` wheel is there
+(the [fast] extra on x86-64 Linux), and to NumPy's BLAS otherwise.
+
+Operands are passed as they lie: a C-contiguous operand as is, a transposed
+one (F-contiguous, such as `x.T`) with the transpose flag, so no copies.
+
+Three settings, made through MKL's own calls when it is loaded, so they
+reach neither other processes nor another MKL in this one (PyTorch links its
+own):
+- conditional numerical reproducibility, strict (MKL_CBWR_AVX512 or _AVX2 |
+  MKL_CBWR_STRICT): without it a product's bits changed with the arrays'
+  alignment or the thread count (18 of 108 products of the T=512 shapes
+  measured here), so a run and its resumed twin would drift apart; with it
+  none did. It cost ~5% of the matmul time on one thread.
+- TBB threads (the tbb wheel comes with mkl), or none if TBB is missing.
+  MKL's default, Intel OpenMP, gave wrong products on two threads (max error
+  271 where 1e-4 was right) once GNU OpenMP was in the process first, as
+  `import torch` puts it there: MKL's omp_* calls bound to GNU's runtime.
+- 32-bit integers (LP64), whatever MKL_INTERFACE_LAYER says.
+MKL on TBB ignores MKL_NUM_THREADS and OMP_NUM_THREADS, so the pool is sized
+from them here, as MKL on OpenMP would.
+
+With PyTorch in the same process, import torch first: imported after this
+module had loaded MKL, PyTorch's own 2-thread training step ran 1.7x slower
+(90-95 ms against 47-57, scripts/bench.py's solo worker), apparently its MKL
+calls landing in these libraries; imported before, it was unaffected.
+
+TINYLLM_NO_MKL=1 keeps NumPy's BLAS. threadpoolctl sees MKL once it is
+loaded, so the thread policy sizes its pool with OpenBLAS's.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import sys
+
+import numpy as np
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # mkl_cblas.h
+_CBWR_AVX2, _CBWR_AVX512, _CBWR_STRICT = 10, 12, 0x10000  # mkl_types.h
+_LP64 = 0  # mkl_service.h: MKL_INTERFACE_LP64
+_THREADING_SEQUENTIAL, _THREADING_TBB = 1, 4  # mkl_service.h: MKL_THREADING_SEQUENTIAL, MKL_THREADING_TBB
+_gemm = None  # {dtype: cblas function} once loaded; False when MKL is not usable
+
+
+def _library() -> "str | None":
+    """Path of libmkl_rt from the `mkl` wheel (installed under the environment's lib/), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        found = sorted(glob.glob(os.path.join(prefix, "lib", "libmkl_rt.so*")))
+        if found:
+            return found[0]
+    return None
+
+
+def _has_avx512() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "avx512f" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def _threads_from_env() -> "int | None":
+    """MKL_NUM_THREADS, else OMP_NUM_THREADS, as MKL reads them, if set to a positive integer."""
+    for name in ("MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        try:
+            n = int(os.environ.get(name, "").split(",")[0])
+        except ValueError:
+            continue
+        if n > 0:
+            return n
+    return None
+
+
+def _load():
+    path = None if os.environ.get("TINYLLM_NO_MKL") else _library()
+    if path is None:
+        return False
+    try:  # MKL finds TBB (its dependency, beside it) only if it is loaded already: not on the loader's path
+        ctypes.CDLL(os.path.join(os.path.dirname(path), "libtbb.so.12"))
+        layer = _THREADING_TBB
+    except OSError:
+        layer = _THREADING_SEQUENTIAL
+    try:
+        lib = ctypes.CDLL(path)
+        # 32-bit integers (as the argtypes below) and the threads chosen here, whatever MKL_INTERFACE_LAYER
+        # or MKL_THREADING_LAYER say: both must be set before MKL's first call
+        if lib.MKL_Set_Interface_Layer(_LP64) != _LP64 or lib.MKL_Set_Threading_Layer(layer) != layer:
+            return False
+        branch = _CBWR_AVX512 if _has_avx512() else _CBWR_AVX2
+        if lib.MKL_CBWR_Set(branch | _CBWR_STRICT) != 0:  # not reproducible here: keep NumPy's BLAS
+            return False
+        fns = {np.dtype(np.float32): (lib.cblas_sgemm, ctypes.c_float),
+               np.dtype(np.float64): (lib.cblas_dgemm, ctypes.c_double)}
+        local_threads = lib.MKL_Set_Num_Threads_Local
+        wanted = _threads_from_env()
+        if wanted:  # MKL on TBB does not read these itself (OpenBLAS and MKL on OpenMP do)
+            local_threads(wanted)  # for this thread, as threadpoolctl sets MKL's pool (its global setting had no effect)
+    except (OSError, AttributeError):
+        return False
+    for fn, scalar in fns.values():
+        ptr, i = ctypes.c_void_p, ctypes.c_int
+        fn.argtypes = [i, i, i, i, i, i, scalar, ptr, i, ptr, i, scalar, ptr, i]
+        fn.restype = None
+    found = {dt: fn for dt, (fn, _) in fns.items()}
+    found["local_threads"] = local_threads
+    return found
+
+
+def architecture() -> "str | None":
+    """The kernel branch MKL's products run (the reproducibility mode pins it), or None without MKL."""
+    if not gemm_available():
+        return None
+    return ("AVX512" if _has_avx512() else "AVX2") + ", strict CNR"
+
+
+def one_thread_here() -> None:
+    """MKL at one thread for calls from this thread (a helper that runs one part of a split kernel).
+    threadpoolctl sizes MKL's pool for the calling thread only (MKL_Set_Num_Threads_Local), so the
+    policy's setting does not reach its helpers: they saw 2 of 2 cores while it had set 1."""
+    if _gemm:
+        _gemm["local_threads"](1)
+
+
+def gemm_available() -> bool:
+    global _gemm
+    if _gemm is None:
+        _gemm = _load()
+    return _gemm is not False
+
+
+def _operand(a):
+    """(trans flag, leading dimension) for a 2-D operand MKL can read in place, or None."""
+    rows, cols = a.shape
+    if a.flags.c_contiguous:
+        return _NO_TRANS, max(1, cols)
+    if a.flags.f_contiguous:
+        return _TRANS, max(1, rows)
+    item = a.itemsize
+    s0, s1 = a.strides  # a view with a row stride (a slice of columns), or its transpose
+    if s1 == item and s0 % item == 0 and s0 // item >= max(1, cols):
+        return _NO_TRANS, s0 // item
+    if s0 == item and s1 % item == 0 and s1 // item >= max(1, rows):
+        return _TRANS, s1 // item
+    return None
+
+
+def matmul2d(a, b):
+    """a @ b for 2-D float arrays of one dtype, by MKL when it is loaded and
+    the operands suit it (each contiguous along one axis); else NumPy's."""
+    if not gemm_available() or a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype:
+        return a @ b
+    fn = _gemm.get(a.dtype)
+    (m, k), n = a.shape, b.shape[1]
+    if fn is None or m == 0 or n == 0 or k == 0 or k != b.shape[0] or max(m, n, k) >= 2**31:
+        return a @ b
+    pa, pb = _operand(a), _operand(b)
+    if pa is None or pb is None:
+        return a @ b
+    out = np.empty((m, n), dtype=a.dtype)
+    fn(_ROW_MAJOR, pa[0], pb[0], m, n, k, 1.0, a.ctypes.data, pa[1], b.ctypes.data, pb[1], 0.0, out.ctypes.data, n)
+    return out
