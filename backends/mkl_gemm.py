@@ -52,10 +52,12 @@ _gemm = None  # {dtype: cblas function} once loaded; False when MKL is not usabl
 
 
 def _library() -> "str | None":
-    """Path of libmkl_rt from the `mkl` wheel (installed under the environment's lib/), or None."""
+    """Path of libmkl_rt from the `mkl` wheel (it installs into <prefix>/lib, beside TBB's), or None."""
     if not sys.platform.startswith("linux"):
         return None
-    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+    import site
+
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix, site.getuserbase())):  # venv, system, pip --user
         found = sorted(glob.glob(os.path.join(prefix, "lib", "libmkl_rt.so*")))
         if found:
             return found[0]
