@@ -42,13 +42,17 @@ import glob
 import os
 import sys
 
+from types import SimpleNamespace
+
 import numpy as np
+
+from .cpu_info import cpu_info
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # mkl_cblas.h
 _CBWR_AVX2, _CBWR_AVX512, _CBWR_STRICT = 10, 12, 0x10000  # mkl_types.h
 _LP64 = 0  # mkl_service.h: MKL_INTERFACE_LP64
 _THREADING_SEQUENTIAL, _THREADING_TBB = 1, 4  # mkl_service.h: MKL_THREADING_SEQUENTIAL, MKL_THREADING_TBB
-_gemm = None  # {dtype: cblas function} once loaded; False when MKL is not usable
+_gemm = None  # once loaded: gemm {dtype: cblas function}, local_threads, branch; False when MKL is not usable
 
 
 def _library() -> "str | None":
@@ -62,17 +66,6 @@ def _library() -> "str | None":
         if found:
             return found[0]
     return None
-
-
-def _has_avx512() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return "avx512f" in line.split()
-    except OSError:
-        pass
-    return False
 
 
 def _threads_from_env() -> "int | None":
@@ -102,8 +95,8 @@ def _load():
         # or MKL_THREADING_LAYER say: both must be set before MKL's first call
         if lib.MKL_Set_Interface_Layer(_LP64) != _LP64 or lib.MKL_Set_Threading_Layer(layer) != layer:
             return False
-        branch = _CBWR_AVX512 if _has_avx512() else _CBWR_AVX2
-        if lib.MKL_CBWR_Set(branch | _CBWR_STRICT) != 0:  # not reproducible here: keep NumPy's BLAS
+        avx512 = "avx512f" in cpu_info()[1]
+        if lib.MKL_CBWR_Set((_CBWR_AVX512 if avx512 else _CBWR_AVX2) | _CBWR_STRICT) != 0:  # not reproducible here: keep NumPy's BLAS
             return False
         fns = {np.dtype(np.float32): (lib.cblas_sgemm, ctypes.c_float),
                np.dtype(np.float64): (lib.cblas_dgemm, ctypes.c_double)}
@@ -117,16 +110,15 @@ def _load():
         ptr, i = ctypes.c_void_p, ctypes.c_int
         fn.argtypes = [i, i, i, i, i, i, scalar, ptr, i, ptr, i, scalar, ptr, i]
         fn.restype = None
-    found = {dt: fn for dt, (fn, _) in fns.items()}
-    found["local_threads"] = local_threads
-    return found
+    return SimpleNamespace(gemm={dt: fn for dt, (fn, _) in fns.items()}, local_threads=local_threads,
+                           branch="AVX512" if avx512 else "AVX2")
 
 
 def architecture() -> "str | None":
     """The kernel branch MKL's products run (the reproducibility mode pins it), or None without MKL."""
     if not gemm_available():
         return None
-    return ("AVX512" if _has_avx512() else "AVX2") + ", strict CNR"
+    return _gemm.branch + ", strict CNR"
 
 
 def one_thread_here() -> None:
@@ -134,7 +126,7 @@ def one_thread_here() -> None:
     threadpoolctl sizes MKL's pool for the calling thread only (MKL_Set_Num_Threads_Local), so the
     policy's setting does not reach its helpers: they saw 2 of 2 cores while it had set 1."""
     if _gemm:
-        _gemm["local_threads"](1)
+        _gemm.local_threads(1)
 
 
 def gemm_available() -> bool:
@@ -165,7 +157,7 @@ def matmul2d(a, b):
     the operands suit it (each contiguous along one axis); else NumPy's."""
     if not gemm_available() or a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype:
         return a @ b
-    fn = _gemm.get(a.dtype)
+    fn = _gemm.gemm.get(a.dtype)
     (m, k), n = a.shape, b.shape[1]
     if fn is None or m == 0 or n == 0 or k == 0 or k != b.shape[0] or max(m, n, k) >= 2**31:
         return a @ b

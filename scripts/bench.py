@@ -435,18 +435,10 @@ def machine_info() -> dict:
     import numpy
     from threadpoolctl import threadpool_info
 
-    cpu, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, val = line.partition(":")
-                if key.strip() == "model name":
-                    cpu = val.strip()
-                elif key.strip() == "flags":
-                    flags = set(val.split())
-                    break
-    except OSError:
-        pass
+    from backends.cpu_info import cpu_info
+
+    model, flags = cpu_info()
+    cpu = model or platform.processor() or platform.machine()
     vector = " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile") if f in flags)
     blas = [{k: b.get(k) for k in ("internal_api", "version", "architecture", "threading_layer", "num_threads")}
             for b in threadpool_info() if b.get("user_api") == "blas"]

@@ -45,13 +45,11 @@ def parse_args(argv):
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    from backends.cpu_info import cpu_info
+
+    model, _ = cpu_info()
+    if model:
+        return model
     return platform.processor() or "unknown"
 
 
