@@ -52,5 +52,11 @@ class FusedKernels(Protocol):
         tinyllm.ops.causal_mask (True: visible, j <= i + Tk - Tq), which a kernel
         may use for its structure; backward(g) -> (dq, dk, dv)."""
 
+    def self_attention(self, xp, qkv: Array, n_head: int, mask: Optional[Array],
+                       scale: float) -> Tuple[Array, Backward]:
+        """attention over the heads of one fused projection: qkv (B, T, 3C) holds q, k, v side by
+        side along its last axis, each (B, T, C) with C = n_head * hs -> (B, T, C), the heads'
+        outputs side by side; mask as for attention (T, T); backward(g) -> (dqkv,)."""
+
 
 KERNEL_NAMES = tuple(n for n in vars(FusedKernels) if not n.startswith("_"))

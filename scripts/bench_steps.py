@@ -82,7 +82,7 @@ TORCH_OPS = {
     **dict.fromkeys(("aten::gelu", "aten::gelu_backward"), "gelu"),
     **dict.fromkeys(("aten::_scaled_dot_product_flash_attention_for_cpu",
                      "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
-                     "aten::scaled_dot_product_attention"), "attention"),
+                     "aten::scaled_dot_product_attention"), "self_attention"),
     **dict.fromkeys(("aten::native_layer_norm", "aten::native_layer_norm_backward", "aten::layer_norm"), "layer_norm"),
     **dict.fromkeys(("aten::_log_softmax", "aten::_log_softmax_backward_data", "aten::nll_loss_forward",
                      "aten::nll_loss_backward", "aten::cross_entropy_loss"), "cross_entropy"),

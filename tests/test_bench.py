@@ -36,7 +36,7 @@ def test_json_report_structure():
     assert tl["steps"] == 3 and tl["ms_median"] > 0 and tl["tokens_per_s"] > 0
     assert tl["memory"]["step_bytes"] >= 0
     ops = {r["op"] for r in run["profile"]}
-    assert {"matmul", "attention", "layer_norm", "gelu", "[optimizer]"} <= ops
+    assert {"matmul", "self_attention", "layer_norm", "gelu", "[optimizer]"} <= ops
     m = run["machine"]
     assert m["cpu"] and m["blas"] and all(b["architecture"] and b["internal_api"] for b in m["blas"])
     assert run["malloc_tuned"] in (True, False) and run["policy"].startswith("1 ")

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 import tinyllm
-from backends import blas_env, fast_cpu, jit_cpu, threads
-from backends.fast_cpu import NumpyFast, _rowmax, load_fast
+from backends import blas_env, cpu_attention, fast_cpu, jit_cpu, threads
+from backends.fast_cpu import NumpyFast, load_fast
+from backends.rows import rowmax
 from backends.kernels import KERNEL_NAMES, FusedKernels
 from backends.threads import ThreadPolicy, blas_controllers, threads_for
 from tinyllm import Tensor
@@ -83,6 +84,15 @@ CASES = {
         # scores too large for the Cauchy-Schwarz shift: the kernels take the row max
         "large-scores": lambda r, d: _normal(r, d, *[(2, 2, 6, 4)] * 3) + [_causal(6, 6), 12.0],
         "large-scores-blocks": lambda r, d: _normal(r, d, *[(2, 2, 21, 4)] * 3) + [_causal(21, 21), 12.0],
+        # a view of heads, as a fused projection gives them: strided q, k, v in every group
+        "strided-heads": lambda r, d: [a.transpose(0, 2, 1, 3) for a in _normal(r, d, *[(2, 19, 3, 4)] * 3)]
+        + [_causal(19, 19), 0.5],
+    },
+    "self_attention": {  # qkv (B, T, 3C), n_head
+        "one-block": lambda r, d: _normal(r, d, (2, 8, 3 * 12)) + [3, _causal(8, 8), 0.5],
+        "blocks": lambda r, d: _normal(r, d, (3, 29, 3 * 8)) + [2, _causal(29, 29), 0.5],
+        "one-head-full": lambda r, d: _normal(r, d, (1, 19, 3 * 4)) + [1, None, 0.5],
+        "large-scores-blocks": lambda r, d: _normal(r, d, (2, 21, 3 * 8)) + [2, _causal(21, 21), 12.0],
     },
 }
 FAST = NumpyFast()
@@ -92,8 +102,8 @@ PAIRS = [(name, cid) for name in KERNEL_NAMES if hasattr(FAST, name) for cid in 
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Attention blocks of 8 rows, and groups of one (batch, head) pair at a time when blocked."""
-    monkeypatch.setattr(fast_cpu, "ATTENTION_BLOCK", 8)
-    monkeypatch.setattr(fast_cpu, "GROUP_BYTES", 1)
+    monkeypatch.setattr(cpu_attention, "ATTENTION_BLOCK", 8)
+    monkeypatch.setattr(cpu_attention, "GROUP_BYTES", 1)
 
 
 @pytest.fixture(params=["jit", "numpy"])
@@ -196,7 +206,7 @@ def test_attention_memory_grows_linearly_with_context(cpu):
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 7, 8, 9, 13, 31, 64, 65, 127])
 def test_halving_rowmax_is_exact(n):
     a = np.random.default_rng(n).normal(size=(3, 4, n)).astype(np.float32)
-    assert np.array_equal(_rowmax(a), a.max(axis=-1, keepdims=True))
+    assert np.array_equal(rowmax(a), a.max(axis=-1, keepdims=True))
 
 
 @pytest.mark.parametrize("opt_cls", [AdamW, Adam])

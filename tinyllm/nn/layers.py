@@ -144,15 +144,16 @@ class CausalSelfAttention(Module):
         self.drop = Dropout(c.dropout, rng)
 
     def forward(self, x: Tensor, cache: "dict | None" = None) -> Tensor:
+        if cache is None:  # training and scoring: the heads read straight out of the one projection
+            return self.drop(self.proj(F.self_attention(self.qkv(x), self.n_head)))  # (B, T, C)
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head
         qkv = F.unbind(self.qkv(x).reshape(B, T, 3, nh, hs), axis=2)  # 3 x (B, T, nh, hs)
         q, k, v = (t.permute(0, 2, 1, 3) for t in qkv)  # (B, nh, T, hs)
-        if cache is not None:  # sampling: keys and values of earlier positions
-            if "k" in cache:
-                k = F.concat([cache["k"], k], axis=2)
-                v = F.concat([cache["v"], v], axis=2)
-            cache["k"], cache["v"] = k.detach(), v.detach()
+        if "k" in cache:  # sampling: keys and values of earlier positions
+            k = F.concat([cache["k"], k], axis=2)
+            v = F.concat([cache["v"], v], axis=2)
+        cache["k"], cache["v"] = k.detach(), v.detach()
         y = F.attention(q, k, v, causal=True)  # (B, nh, T, hs)
         y = y.permute(0, 2, 1, 3).reshape(B, T, C)
         return self.drop(self.proj(y))

@@ -10,7 +10,7 @@ from .norm import layer_norm, rms_norm
 from .embedding import embedding
 from .dropout import dropout
 from .loss import cross_entropy, mse_loss
-from .attention import attention, causal_mask
+from .attention import attention, causal_mask, self_attention
 from .unbind import unbind
 from ..errors import ShapeError
 from ._util import device_array

@@ -1,8 +1,10 @@
-"""Causal scaled-dot-product attention with its own backward."""
+"""Causal scaled-dot-product attention with its own backward: of q, k, v given apart, and of the
+heads of one fused qkv projection (self_attention, what the GPT block runs)."""
 from __future__ import annotations
 
 import math
 
+from ..errors import ShapeError
 from ..tensor import Tensor
 from ._util import as_float
 from .activation import softmax_data
@@ -59,3 +61,40 @@ def attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = True, scale: float
     mask = causal_mask(backend, tq, tk) if causal else None
     out, backward = kernel(backend, "attention")(q.xp, q.data, k.data, v.data, mask, scale)
     return Tensor.from_op(out, backend, (q, k, v), backward)
+
+
+@reference("self_attention")
+def self_attention_kernel(xp, qkv, n_head, mask, scale):
+    b, t, c3 = qkv.shape
+    c = c3 // 3
+    parts = xp.reshape(qkv, (b, t, 3, n_head, c // n_head))  # (B, T, 3, nh, hs)
+    q, k, v = (xp.permute_dims(parts[:, :, i, :, :], (0, 2, 1, 3)) for i in range(3))  # (B, nh, T, hs)
+    out, attention_backward = attention_kernel(xp, q, k, v, mask, scale)
+    y = xp.reshape(xp.permute_dims(out, (0, 2, 1, 3)), (b, t, c))  # heads side by side
+
+    def backward(g):
+        g4 = xp.permute_dims(xp.reshape(g, (b, t, n_head, c // n_head)), (0, 2, 1, 3))  # (B, nh, T, hs)
+        grads = [xp.permute_dims(d, (0, 2, 1, 3)) for d in attention_backward(g4)]  # 3 x (B, T, nh, hs)
+        return (xp.reshape(xp.stack(grads, axis=2), (b, t, c3)),)
+
+    return y, backward
+
+
+@op
+def self_attention(qkv: Tensor, n_head: int, causal: bool = True, scale: float | None = None) -> Tensor:
+    """Multi-head attention over one fused projection: qkv (B, T, 3C) holds q, k and v side by
+    side along its last axis (each C = n_head * hs wide, head by head) -> (B, T, C), the heads'
+    outputs side by side. The same as splitting q, k, v into heads, attention() and joining the
+    heads again; a backend may run it without the copies that takes.
+    """
+    qkv = as_float(qkv)
+    if qkv.ndim != 3 or qkv.shape[-1] % 3:
+        raise ShapeError(f"self_attention: qkv {qkv.shape} must be (B, T, 3C): q, k and v side by side")
+    c = qkv.shape[-1] // 3
+    if n_head < 1 or c % n_head:
+        raise ShapeError(f"self_attention: C = {c} (qkv {qkv.shape}) does not split into {n_head} heads")
+    backend, t = qkv.backend, qkv.shape[1]
+    scale = 1.0 / math.sqrt(c // n_head) if scale is None else float(scale)
+    mask = causal_mask(backend, t, t) if causal else None
+    out, backward = kernel(backend, "self_attention")(qkv.xp, qkv.data, n_head, mask, scale)
+    return Tensor.from_op(out, backend, (qkv,), backward)

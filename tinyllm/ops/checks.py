@@ -87,6 +87,8 @@ CASES = [
     Case("attention", lambda q, k, v: F.attention(q, k, v), [(2, 2, 5, 3)] * 3, id="causal"),
     Case("attention", lambda q, k, v: F.attention(q, k, v, causal=False), [(1, 2, 4, 3)] * 3, id="full"),
     Case("attention", lambda q, k, v: F.attention(q, k, v), [(1, 2, 2, 3), (1, 2, 5, 3), (1, 2, 5, 3)], id="kv-cache"),
+    Case("self_attention", lambda qkv: F.self_attention(qkv, 2), [(2, 5, 12)], id="causal"),
+    Case("self_attention", lambda qkv: F.self_attention(qkv, 3, causal=False), [(1, 4, 9)], id="full"),
     Case("unbind", lambda a: (lambda p: p[0] * p[2] + p[1])(F.unbind(a, axis=1)), [(2, 3, 4)]),
     Case("unbind", lambda a: (lambda p: p[0] * 2.0 + p[2])(F.unbind(a, axis=-1)), [(2, 3)], id="unused-part"),
 ]
