@@ -10,7 +10,7 @@ pairs: each group's q, k, v are gathered into small contiguous arrays that
 stay in cache through every pass over its blocks of scores (all 48 pairs of
 a T=512 cpu-small step at once spilled ~6 MB per pass to L3; in-process A/B,
 1 thread, fwd/bwd per call: 37.9/76.4 ms at once, 32.6/65.7 in groups of
-1 MiB), and the groups are split across the thread policy's threads. The
+1 MiB), and the thread policy's threads take the groups in turn. The
 backward gathers them again instead of keeping copies (memory: only the
 inputs the graph holds anyway, the output and each row's log-sum-exp).
 
@@ -40,8 +40,9 @@ def attention4(fast, q, k, v, mask, scale, out):
     tk = k.shape[-2]
     part_fn = _attention_whole if tq <= ATTENTION_BLOCK else _attention_blocked
     held = tq * tk if part_fn is _attention_whole else 2 * ATTENTION_BLOCK * tk  # score elements a pair holds
-    groups = _groups(B, H, max(1, GROUP_BYTES // (held * q.itemsize)), fast.threads.threads)
-    parts = fast.threads.ranges(len(groups), B * H * tq * tk)
+    pieces = len(fast.threads.ranges(B * H, B * H * tq * tk))  # as many as a kernel splits into
+    groups = _groups(B, H, max(1, GROUP_BYTES // (held * q.itemsize)), pieces)
+    parts = [(i, i + 1) for i in range(len(groups))]  # taken one at a time by whichever thread is free
     backwards = [None] * len(groups)
 
     def forward(a, b):
@@ -66,10 +67,10 @@ def attention4(fast, q, k, v, mask, scale, out):
     return backward
 
 
-def _groups(B: int, H: int, pairs: int, threads: int) -> list:
-    """(batch slice, head slice) groups of at most `pairs` (batch, head) pairs, and at least one
-    per thread where there are enough pairs: whole batch rows when a row's heads fit in a group."""
-    pairs = max(1, min(pairs, -(-B * H // max(1, threads))))
+def _groups(B: int, H: int, pairs: int, pieces: int) -> list:
+    """(batch slice, head slice) groups of at most `pairs` (batch, head) pairs, and at least
+    `pieces` of them where there are enough pairs: whole batch rows when a row's heads fit in a group."""
+    pairs = max(1, min(pairs, -(-B * H // max(1, pieces))))
     if pairs >= H:
         rows = pairs // H
         return [(slice(b, min(B, b + rows)), slice(0, H)) for b in range(0, B, rows)]

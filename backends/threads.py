@@ -19,12 +19,18 @@ threads, BLAS at one thread) was slower than one thread here: six cpu-small
 matmul shapes took 5.9 ms split against 5.4 on one thread and 3.3 with
 OpenBLAS's two threads (idle machine), whose workers pick up work within
 microseconds where a Python hand-off costs tens. The other kernels
-(backends/fast_cpu.py) cut their rows into one part per thread and run the
-parts at once on the policy's helpers (NumPy releases the GIL inside its
-loops), when each part is worth a hand-off (~15 us with a pair of locks; a
-ThreadPoolExecutor took ~57) and when OpenBLAS's workers sleep after a call
+(backends/fast_cpu.py, backends/cpu_attention.py) cut their rows into a few
+pieces per thread, and the calling thread and the policy's helpers take the
+pieces in turn (NumPy and numba release the GIL inside their loops), when
+each piece is worth a hand-off (~30 us there and back with a pair of locks;
+a ThreadPoolExecutor took ~57) and when OpenBLAS's workers sleep after a call
 (backends/blas_env.py): beside a spinning worker a helper ran at half speed.
-The helpers wait on a lock, so they never spin against another process.
+Taking pieces in turn rather than one fixed part each matters because a
+helper's vCPU that sat idle wakes slowly (round trip 59 us after 1 ms idle,
+121 us after 5 ms): the calling thread goes on with the next piece instead
+of waiting (cpu-small at 2 threads, in-process A/B: 0.93 of the step with
+fixed halves). The helpers wait on a lock, so they never spin against
+another process.
 
 The policy starts at one thread and widens after its first look, so a short
 script never oversubscribes. Sizing the BLAS pool is the one thing it changes
@@ -39,6 +45,7 @@ import threading
 from .blas_env import WORKERS_SLEEP
 
 MIN_SPLIT = 1 << 16  # elements (or multiply-adds / 64) of work a part needs to be worth a thread
+PIECES = 3  # pieces per thread a split kernel is cut into, taken in turn by whichever thread is free
 BUSY = 0.25  # a core still counts as free while other processes use up to this much of it
 
 
@@ -97,9 +104,9 @@ class ThreadPolicy:
     at most every `interval` s.
 
     BLAS gets `threads` for its matmuls. With split_kernels on, the other kernels
-    split their work into as many parts and run them at once, one in the calling
-    thread and the rest on helper threads that wait on a lock. When another
-    process takes a core, both drop to the cores left free.
+    cut their work into PIECES pieces per thread, which the calling thread and
+    threads - 1 helpers (waiting on a lock) take in turn. When another process
+    takes a core, both drop to the cores left free.
     """
 
     # The kernels' own row split: on when OpenBLAS's workers sleep after a call (blas_env.py).
@@ -149,24 +156,34 @@ class ThreadPolicy:
             self._set(max(1, n))
 
     def ranges(self, n: int, work: int) -> list:
-        """[(start, stop)] cutting range(n) into one part per thread, fewer when a
-        part would hold less than MIN_SPLIT elements of `work`."""
-        if not self.split_kernels:
+        """[(start, stop)] cutting range(n) into pieces for run(): one while one thread is in use
+        (or split_kernels is off), else PIECES per thread, fewer when a piece would hold less than
+        MIN_SPLIT elements of `work`."""
+        if not self.split_kernels or self.threads == 1:
             return [(0, n)]
-        k = max(1, min(self.threads, n, work // max(1, MIN_SPLIT)))
+        k = max(1, min(PIECES * self.threads, n, work // max(1, MIN_SPLIT)))
         return [(i * n // k, (i + 1) * n // k) for i in range(k)]
 
     def run(self, fn, ranges: list) -> None:
-        """fn(start, stop) for every range at once: the first here, the rest on helpers."""
+        """fn(start, stop) for every range, the calling thread and the helpers each taking the next
+        range left until none is: a helper that wakes late (an idle vCPU took 60-120 us to wake
+        here, against 30 us for one that had just worked) takes fewer, instead of holding up the rest."""
         if len(ranges) == 1:
             fn(*ranges[0])
             return
-        while len(self._helpers) < len(ranges) - 1:
+        n = min(self.threads, len(ranges))
+        while len(self._helpers) < n - 1:
             self._helpers.append(_Helper())
+        pending = iter(ranges)  # next() on a list iterator is atomic under the GIL
+
+        def take():
+            for r in pending:
+                fn(*r)
+
         self._blas_threads(1)  # each part's matmuls on its own core: two callers sharing BLAS's pool run one at a time
-        busy = [h.start(fn, r) for h, r in zip(self._helpers, ranges[1:])]
+        busy = [h.start(take) for h in self._helpers[:n - 1]]
         try:
-            fn(*ranges[0])
+            take()
         finally:
             errors = [h.join() for h in busy]  # every helper back in its place before anything is raised
             self._blas_threads(self.threads)
@@ -201,21 +218,21 @@ class _Helper:
         one_thread_here()  # BLAS at one thread in the parts (see run); MKL's setting is per thread here
         while True:
             self._go.acquire()
-            fn, (a, b) = self._job
             try:
-                fn(a, b)
+                self._job()
             except BaseException as e:  # handed to the caller, which raises it
                 self._error = e
             self._job = None
             self._done.release()
 
-    def start(self, fn, part) -> "_Helper":
-        self._job = (fn, part)
+    def start(self, job) -> "_Helper":
+        """Run job() on this helper's thread; join() waits for it."""
+        self._job = job
         self._go.release()
         return self
 
     def join(self) -> "BaseException | None":
-        """Wait for the part; what it raised, if anything."""
+        """Wait for the job; what it raised, if anything."""
         self._done.acquire()
         error, self._error = self._error, None
         return error

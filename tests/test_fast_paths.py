@@ -313,7 +313,7 @@ def test_thread_policy_sizes_blas_and_splits_the_other_work_itself(monkeypatch):
     policy.split_kernels = False
     assert policy.ranges(100, 10**9) == [(0, 100)]  # the kernels run whole unless split_kernels
     policy.split_kernels = True
-    assert policy.ranges(100, 10**9) == [(0, 33), (33, 66), (66, 100)]
+    assert policy.ranges(100, 10**9) == [(i * 100 // 9, (i + 1) * 100 // 9) for i in range(9)]  # 3 pieces a thread
     assert policy.ranges(100, 2 * threads.MIN_SPLIT) == [(0, 50), (50, 100)]  # parts worth a thread only
     seen, together = [], threading.Barrier(3, timeout=10)
 
@@ -327,7 +327,7 @@ def test_thread_policy_sizes_blas_and_splits_the_other_work_itself(monkeypatch):
 
     seen.clear()
     policy.run(blas_part, policy.ranges(9, 10**9))
-    assert seen == [[1] * len(blas)] * 3  # each part's matmuls on its own core, not all in one pool
+    assert seen == [[1] * len(blas)] * 9  # each part's matmuls on its own core, not all in one pool
     assert all(c.get_num_threads() == 3 for c in blas)  # and the pool back to the policy's count after
 
     def failing_part(i, j):
@@ -339,6 +339,30 @@ def test_thread_policy_sizes_blas_and_splits_the_other_work_itself(monkeypatch):
     assert all(c.get_num_threads() == 3 for c in blas)
     policy.run(part, policy.ranges(9, 10**9))  # the helpers serve on after an error
     policy.pin(1)  # the BLAS pool is the process's: leave it as the CPU backend's policy set it
+
+
+def test_a_late_helper_takes_fewer_pieces():
+    """The threads take the pieces in turn: while a helper is held up (here its first piece
+    sleeps, as a vCPU slow to wake would), the calling thread takes the rest, each piece once."""
+    import time
+
+    policy = ThreadPolicy(max_threads=2)
+    policy.split_kernels = True
+    policy.pin(2)
+    try:
+        done, helper_started = [], []
+
+        def piece(i, j):
+            if threading.current_thread() is not threading.main_thread() and not helper_started:
+                helper_started.append(i)
+                time.sleep(0.3)
+            done.append((i, threading.current_thread() is threading.main_thread()))
+
+        policy.run(piece, [(i, i + 1) for i in range(8)])
+        assert sorted(i for i, _ in done) == list(range(8))
+        assert sum(main for _, main in done) == 8 - len(helper_started)  # all but the one the helper sleeps in
+    finally:
+        policy.pin(1)
 
 
 @pytest.mark.parametrize("preset,numpy_first,want_env,want_sleep", [
