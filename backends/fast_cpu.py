@@ -144,17 +144,18 @@ class NumpyFast:
         return out.reshape(shape), backward
 
     def _gelu_loops(self, x):
-        """GELU as numba's one pass each way (backends/jit_cpu.py), parts across the threads."""
+        """GELU as numba's one pass each way (backends/jit_cpu.py), pieces across the threads;
+        only x is kept: the backward computes the gate again."""
         shape, xf = x.shape, np.ascontiguousarray(x).reshape(-1)
-        s, out = np.empty_like(xf), np.empty_like(xf)
+        out = np.empty_like(xf)
         parts = self.threads.ranges(xf.size, xf.size)
-        self.threads.run(lambda a, b: self.jit.gelu_forward(xf[a:b], out[a:b], s[a:b]), parts)
+        self.threads.run(lambda a, b: self.jit.gelu_forward(xf[a:b], out[a:b]), parts)
 
         def backward(g):
             gf = np.ascontiguousarray(g, dtype=xf.dtype).reshape(-1)
             r = np.empty_like(xf)
             k1, k3, one = (xf.dtype.type(c) for c in (2.0 * _GELU_C, 6.0 * _GELU_C * _GELU_A, 1.0))
-            self.threads.run(lambda a, b: self.jit.gelu_backward(gf[a:b], xf[a:b], s[a:b], r[a:b], k1, k3, one), parts)
+            self.threads.run(lambda a, b: self.jit.gelu_backward(gf[a:b], xf[a:b], r[a:b], k1, k3, one), parts)
             return (r.reshape(shape),)
 
         return out.reshape(shape), backward

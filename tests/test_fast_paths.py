@@ -432,12 +432,22 @@ def test_jit_rational_tanh_is_within_4e_7_of_tanh_over_float32():
     if jit_cpu.jit_loops() is None:
         pytest.skip("numba is not installed (the [fast] extra)")
     x = np.linspace(-6, 6, 400_001).astype(np.float32)
-    out, s = np.empty_like(x), np.empty_like(x)
-    jit_cpu.jit_loops().gelu_forward(x, out, s)
+    out, dx = np.empty_like(x), np.empty_like(x)
+    loops = jit_cpu.jit_loops()
+    loops.gelu_forward(x, out)
     x64 = x.astype(np.float64)
-    want = 0.5 + 0.5 * np.tanh(fast_cpu._GELU_C * (x64 + fast_cpu._GELU_A * x64 ** 3))
-    assert np.abs(s - want).max() < 4e-7
+    c, a = fast_cpu._GELU_C, fast_cpu._GELU_A
+    want = 0.5 + 0.5 * np.tanh(c * (x64 + a * x64 ** 3))
+    nz = x64 != 0
+    s = out[nz] / x64[nz]  # out = x s rounded once: out / x is s to 2^-24 relative
+    assert np.abs(s - want[nz]).max() < 4e-7 + 2.0 ** -24
     np.testing.assert_allclose(out, x64 * want, rtol=1e-6, atol=1e-6)  # s near 0 is float32-rounded: |x| 2^-23
+    # the backward computes the gate again from x: GELU'(x) = s + x c (1 + 3 a x^2) (1 - tanh^2) / 2
+    k1, k3, one = (np.float32(v) for v in (2 * c, 6 * c * a, 1.0))
+    loops.gelu_backward(np.ones_like(x), x, dx, k1, k3, one)
+    k = x64 * c * (1 + 3 * a * x64 ** 2) * 2  # s's factor in GELU': s's error enters it times 1 + |k| (up to 60)
+    grad = want + k * want * (1 - want)
+    assert (np.abs(dx - grad) <= 4e-7 * (1 + np.abs(k)) + 1e-6 * np.abs(grad)).all()
 
 
 def test_jit_exp_is_within_2e_7_of_exp_and_clamps_the_far_left():
