@@ -52,7 +52,7 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # mkl_cblas.h
 _CBWR_AVX2, _CBWR_AVX512, _CBWR_STRICT = 10, 12, 0x10000  # mkl_types.h
 _LP64 = 0  # mkl_service.h: MKL_INTERFACE_LP64
 _THREADING_SEQUENTIAL, _THREADING_TBB = 1, 4  # mkl_service.h: MKL_THREADING_SEQUENTIAL, MKL_THREADING_TBB
-_gemm = None  # once loaded: gemm {dtype: cblas function}, local_threads, branch; False when MKL is not usable
+_gemm = None  # once loaded: gemm {dtype: cblas function}, local_threads, branch, call and at (jit_gemm); False when MKL is not usable
 
 
 def _library() -> "str | None":
@@ -110,8 +110,11 @@ def _load():
         ptr, i = ctypes.c_void_p, ctypes.c_int
         fn.argtypes = [i, i, i, i, i, i, scalar, ptr, i, ptr, i, scalar, ptr, i]
         fn.restype = None
+    from .jit_gemm import caller
+
     return SimpleNamespace(gemm={dt: fn for dt, (fn, _) in fns.items()}, local_threads=local_threads,
-                           branch="AVX512" if avx512 else "AVX2")
+                           branch="AVX512" if avx512 else "AVX2", call=caller(),
+                           at={dt: (ctypes.cast(fn, ctypes.c_void_p).value, dt.type(1.0)) for dt, (fn, _) in fns.items()})
 
 
 def architecture() -> "str | None":
@@ -165,5 +168,9 @@ def matmul2d(a, b):
     if pa is None or pb is None:
         return a @ b
     out = np.empty((m, n), dtype=a.dtype)
-    fn(_ROW_MAJOR, pa[0], pb[0], m, n, k, 1.0, a.ctypes.data, pa[1], b.ctypes.data, pb[1], 0.0, out.ctypes.data, n)
+    if _gemm.call is not None and a.flags.writeable and b.flags.writeable:  # numba's caller takes writeable arrays
+        address, one = _gemm.at[a.dtype]
+        _gemm.call(address, pa[0], pb[0], a, pa[1], b, pb[1], out, one)  # ~2 us a call (backends/jit_gemm.py)
+    else:
+        fn(_ROW_MAJOR, pa[0], pb[0], m, n, k, 1.0, a.ctypes.data, pa[1], b.ctypes.data, pb[1], 0.0, out.ctypes.data, n)
     return out

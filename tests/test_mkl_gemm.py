@@ -38,12 +38,25 @@ def _layouts(rng, dtype, m, k, n):
     ]
 
 
+@pytest.fixture(params=["numba", "ctypes"])
+def caller(request, monkeypatch):
+    """MKL called from numba's compiled caller (backends/jit_gemm.py) or through ctypes."""
+    if request.param == "numba" and (not mkl_gemm.gemm_available() or mkl_gemm._gemm.call is None):
+        pytest.skip("MKL or numba is not installed: no compiled caller")
+    if request.param == "ctypes" and mkl_gemm.gemm_available():
+        monkeypatch.setattr(mkl_gemm._gemm, "call", None)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(5, 3, 4), (64, 128, 96), (1, 7, 1), (300, 1, 20)])
-def test_products_equal_numpys_in_every_layout(dtype, shape):
+def test_products_equal_numpys_in_every_layout(caller, dtype, shape):
     rng = np.random.default_rng(0)
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    for name, a, b in _layouts(rng, dtype, *shape):
+    layouts = _layouts(rng, dtype, *shape)
+    a, b = layouts[0][1].copy(), layouts[0][2].copy()
+    a.flags.writeable = b.flags.writeable = False  # read-only operands (numba's caller takes writeable ones)
+    for name, a, b in layouts + [("read-only C @ C", a, b)]:
         got = mkl_gemm.matmul2d(a, b)
         want = a.astype(np.float64) @ b.astype(np.float64)
         assert got.dtype == dtype and got.shape == want.shape, name
@@ -76,6 +89,18 @@ def _placed(a, offset):
         return flat.reshape(a.shape)
     flat[...] = a.T.ravel()
     return flat.reshape(a.shape[::-1]).T
+
+
+@needs_mkl
+def test_the_compiled_caller_gives_the_bits_ctypes_does(monkeypatch):
+    if mkl_gemm._gemm.call is None:
+        pytest.skip("numba is not installed: no compiled caller")
+    rng = np.random.default_rng(3)
+    for name, a, b in _layouts(rng, np.float32, 96, 128, 80):
+        compiled = mkl_gemm.matmul2d(a, b)
+        with monkeypatch.context() as m:
+            m.setattr(mkl_gemm._gemm, "call", None)
+            assert np.array_equal(mkl_gemm.matmul2d(a, b), compiled), name
 
 
 @needs_mkl
