@@ -40,7 +40,10 @@ def attention4(fast, q, k, v, mask, scale, out):
     tk = k.shape[-2]
     part_fn = _attention_whole if tq <= ATTENTION_BLOCK else _attention_blocked
     held = tq * tk if part_fn is _attention_whole else 2 * ATTENTION_BLOCK * tk  # score elements a pair holds
-    pieces = len(fast.threads.ranges(B * H, B * H * tq * tk))  # as many as a kernel splits into
+    # one group per thread at least, more when the score blocks of a group would spill from L2; not the
+    # kernels' 3 pieces per thread: a group carries ~20 calls (at T=64 on 2 threads, in-process A/B:
+    # 3 groups took 1.12-1.18x the time of 2, and 4 or 6 groups 1.2-1.3x that of 3)
+    pieces = len(fast.threads.ranges(B * H, B * H * tq * tk, per_thread=1))
     groups = _groups(B, H, max(1, GROUP_BYTES // (held * q.itemsize)), pieces)
     parts = [(i, i + 1) for i in range(len(groups))]  # taken one at a time by whichever thread is free
     backwards = [None] * len(groups)

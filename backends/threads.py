@@ -155,13 +155,13 @@ class ThreadPolicy:
         if n is not None:
             self._set(max(1, n))
 
-    def ranges(self, n: int, work: int) -> list:
+    def ranges(self, n: int, work: int, per_thread: int | None = None) -> list:
         """[(start, stop)] cutting range(n) into pieces for run(): one while one thread is in use
-        (or split_kernels is off), else PIECES per thread, fewer when a piece would hold less than
-        MIN_SPLIT elements of `work`."""
+        (or split_kernels is off), else per_thread (default PIECES) per thread, fewer when a piece
+        would hold less than MIN_SPLIT elements of `work`."""
         if not self.split_kernels or self.threads == 1:
             return [(0, n)]
-        k = max(1, min(PIECES * self.threads, n, work // max(1, MIN_SPLIT)))
+        k = max(1, min((per_thread or PIECES) * self.threads, n, work // max(1, MIN_SPLIT)))
         return [(i * n // k, (i + 1) * n // k) for i in range(k)]
 
     def run(self, fn, ranges: list) -> None:
