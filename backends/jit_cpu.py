@@ -45,6 +45,8 @@ _loops = None  # the compiled functions once built; False when numba is not usab
 def _build():  # pragma: no cover - the bodies are compiled; tests run them through fast_cpu's kernels
     import numba
     import numpy as np
+    from numba.core import types
+    from numba.extending import overload
 
     from .fast_cpu import _GELU_A, _GELU_C  # the NumPy kernels' constants (fast_cpu imports this module)
 
@@ -98,45 +100,38 @@ def _build():  # pragma: no cover - the bodies are compiled; tests run them thro
                 gb[j] += gj
                 dx[i, j] = r * (gj * w[j] - m - h * cc)
 
-    @numba.njit(inline="always", **_FLAGS)
-    def gelu_gate_f32(xi):
-        """(1 + tanh(c (x + a x^3))) / 2 in float32, by the rational tanh."""
-        u = min(max(xi * (c1 + c3 * xi * xi), -clamp), clamp)
-        u2 = u * u
-        p = ((((((p6 * u2 + p5) * u2 + p4) * u2 + p3) * u2 + p2) * u2 + p1) * u2 + p0) * u
-        q = ((q3 * u2 + q2) * u2 + q1) * u2 + q0
-        return np.float32(0.5) + np.float32(0.5) * (p / q)
+    def gelu_gate(x):
+        """s = (1 + tanh(c (x + a x^3))) / 2: float32 by the rational tanh (below), float64 by math.tanh."""
+        return 0.5 + 0.5 * math.tanh(_GELU_C * (x + _GELU_A * x * x * x))
 
-    @numba.njit(inline="always", **_FLAGS)
-    def gelu_gate_f64(xi):
-        return 0.5 + 0.5 * math.tanh(_GELU_C * (xi + _GELU_A * xi * xi * xi))
+    @overload(gelu_gate, inline="always")
+    def _gelu_gate_impl(x):
+        if x != types.float32:
+            return lambda x: 0.5 + 0.5 * math.tanh(_GELU_C * (x + _GELU_A * x * x * x))
+
+        def gate32(x):
+            u = min(max(x * (c1 + c3 * x * x), -clamp), clamp)
+            u2 = u * u
+            p = ((((((p6 * u2 + p5) * u2 + p4) * u2 + p3) * u2 + p2) * u2 + p1) * u2 + p0) * u
+            q = ((q3 * u2 + q2) * u2 + q1) * u2 + q0
+            return np.float32(0.5) + np.float32(0.5) * (p / q)
+        return gate32
 
     # GELU's two passes around its gate s: the backward computes s again from x instead of reading
     # a kept copy: the same step time here (in-process A/B at T=512 and T=64) and one activation-sized
     # array less memory per GELU (50 MB of a T=512 cpu-small step)
     @jit
-    def gelu_forward_f32(x, out):
+    def gelu_forward(x, out):
+        """out = GELU(x) over flat arrays."""
         for i in range(x.size):
-            out[i] = x[i] * gelu_gate_f32(x[i])
+            out[i] = x[i] * gelu_gate(x[i])
 
     @jit
-    def gelu_forward_f64(x, out):
-        for i in range(x.size):
-            out[i] = x[i] * gelu_gate_f64(x[i])
-
-    @jit
-    def gelu_backward_f32(g, x, dx, k1, k3, one):
-        """dx = g (s + x (k1 + k3 x^2) s (1 - s)), k1 = 2 c, k3 = 6 c a."""
+    def gelu_backward(g, x, dx, k1, k3, one):
+        """dx = g (s + x (k1 + k3 x^2) s (1 - s)), k1 = 2 c, k3 = 6 c a: the gate computed again from x."""
         for i in range(x.size):
             xi = x[i]
-            si = gelu_gate_f32(xi)
-            dx[i] = g[i] * (si + xi * (k1 + k3 * xi * xi) * si * (one - si))
-
-    @jit
-    def gelu_backward_f64(g, x, dx, k1, k3, one):
-        for i in range(x.size):
-            xi = x[i]
-            si = gelu_gate_f64(xi)
+            si = gelu_gate(xi)
             dx[i] = g[i] * (si + xi * (k1 + k3 * xi * xi) * si * (one - si))
 
     @jit
@@ -160,14 +155,6 @@ def _build():  # pragma: no cover - the bodies are compiled; tests run them thro
             r = idx[i]
             for j in range(c):
                 target[r, j] += values[i, j]
-
-    def gelu_forward(x, out):
-        """out = GELU(x) over flat arrays (float32: the rational tanh; float64: math.tanh)."""
-        (gelu_forward_f32 if x.dtype == np.float32 else gelu_forward_f64)(x, out)
-
-    def gelu_backward(g, x, dx, k1, k3, one):
-        """dx = g GELU'(x), the gate computed again from x."""
-        (gelu_backward_f32 if x.dtype == np.float32 else gelu_backward_f64)(g, x, dx, k1, k3, one)
 
     # compile (or load) float32 now, what training runs: a broken numba fails here, not in a training
     # step. float64 (the gradient checks) compiles on its first call (cold cache, measured: 5.8 s for
