@@ -24,9 +24,10 @@ of the fused qkv projection for self_attention) is in backends/cpu_attention.py.
 
 Threads follow one policy (backends/threads.py), refreshed from the matmul
 kernel: BLAS splits the matmuls over the threads the policy allows, and every
-other kernel here cuts its rows (attention: its (batch, head) pairs) into a
-few pieces per thread, which the calling thread and the policy's helper
-threads take in turn, BLAS at one thread inside each piece.
+other kernel here cuts its rows into a few pieces per thread (attention: its
+(batch, head) pairs into groups, at least one per thread), which the calling
+thread and the policy's helper threads take in turn, BLAS at one thread
+inside each piece.
 """
 from __future__ import annotations
 
