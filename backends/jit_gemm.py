@@ -8,12 +8,13 @@ converting fourteen arguments and reading three arrays' addresses
 compiled code can be cached on disk; a ctypes function inside it could not),
 called through a pointer cast in LLVM IR.
 
-Explicit signatures (float32 and float64, operands of any layout, the output
-C-contiguous) compile both once, when first built, and keep to them.
+One explicit signature (float32 operands of any layout, the output
+C-contiguous) compiles (or loads from numba's cache) once, when first built:
+~0.1-0.2 s at start-up.
 """
 from __future__ import annotations
 
-_caller = None  # call(fn, trans_a, trans_b, a, lda, b, ldb, out, alpha), or False without numba
+_caller = None  # call(fn, trans_a, trans_b, a, lda, b, ldb, out, alpha) for float32, or False without numba
 
 
 def caller():
@@ -57,10 +58,10 @@ def _build():  # pragma: no cover - compiled; tests/test_mkl_gemm.py runs it thr
 
         return sig, codegen
 
-    sigs = [types.void(types.intp, types.intp, types.intp, t[:, :], types.intp, t[:, :], types.intp, t[:, ::1], t)
-            for t in (types.float32, types.float64)]
+    f32 = types.float32  # training's dtype; float64 (the gradient checks' small products) keeps ctypes
+    sig = types.void(types.intp, types.intp, types.intp, f32[:, :], types.intp, f32[:, :], types.intp, f32[:, ::1], f32)
 
-    @numba.njit(sigs, nogil=True, cache=True)
+    @numba.njit(sig, nogil=True, cache=True)
     def call(fn, ta, tb, a, lda, b, ldb, out, alpha):
         m, n = out.shape
         gemm_at(fn, ta, tb, m, n, a.shape[1], alpha, a.ctypes.data, lda, b.ctypes.data, ldb, out.ctypes.data, n)

@@ -114,7 +114,7 @@ def _load():
 
     return SimpleNamespace(gemm={dt: fn for dt, (fn, _) in fns.items()}, local_threads=local_threads,
                            branch="AVX512" if avx512 else "AVX2", call=caller(),
-                           at={dt: (ctypes.cast(fn, ctypes.c_void_p).value, dt.type(1.0)) for dt, (fn, _) in fns.items()})
+                           at=(ctypes.cast(lib.cblas_sgemm, ctypes.c_void_p).value, np.float32(1.0)))
 
 
 def architecture() -> "str | None":
@@ -168,9 +168,9 @@ def matmul2d(a, b):
     if pa is None or pb is None:
         return a @ b
     out = np.empty((m, n), dtype=a.dtype)
-    if _gemm.call is not None and a.flags.writeable and b.flags.writeable:  # numba's caller takes writeable arrays
-        address, one = _gemm.at[a.dtype]
-        _gemm.call(address, pa[0], pb[0], a, pa[1], b, pb[1], out, one)  # ~2 us a call (backends/jit_gemm.py)
+    if _gemm.call is not None and a.dtype == np.float32 and a.flags.writeable and b.flags.writeable:
+        address, one = _gemm.at  # numba's caller: float32, writeable operands, ~2 us a call (backends/jit_gemm.py)
+        _gemm.call(address, pa[0], pb[0], a, pa[1], b, pb[1], out, one)
     else:
         fn(_ROW_MAJOR, pa[0], pb[0], m, n, k, 1.0, a.ctypes.data, pa[1], b.ctypes.data, pb[1], 0.0, out.ctypes.data, n)
     return out

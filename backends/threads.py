@@ -168,10 +168,11 @@ class ThreadPolicy:
         """fn(start, stop) for every range, the calling thread and the helpers each taking the next
         range left until none is: a helper that wakes late (an idle vCPU took 60-120 us to wake
         here, against 30 us for one that had just worked) takes fewer, instead of holding up the rest."""
-        if len(ranges) == 1:
-            fn(*ranges[0])
-            return
         n = min(self.threads, len(ranges))
+        if n == 1:  # one thread (or one range): all of them here, BLAS's pool left as it is
+            for r in ranges:
+                fn(*r)
+            return
         while len(self._helpers) < n - 1:
             self._helpers.append(_Helper())
         pending = iter(ranges)  # next() on a list iterator is atomic under the GIL
