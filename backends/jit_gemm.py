@@ -1,10 +1,10 @@
-"""A compiled (numba) caller of MKL's cblas_?gemm for backends/mkl_gemm.py.
+"""A compiled (numba) caller of MKL's cblas_sgemm (float32) for backends/mkl_gemm.py.
 
 Through ctypes a small product cost ~18 us a call on top of the GEMM itself:
 converting fourteen arguments and reading three arrays' addresses
 (`a.ctypes.data`, ~2-6 us each). The same call from a numba function takes
-~2 us; in-process A/B, cpu-small (51 products a step): 0.975 of the step at
-1 thread and 0.975-0.983 at 2. The function's address is an argument (so the
+~2 us; in-process A/B, cpu-small (51 products a step): 0.977 of the step at
+1 thread and 0.971 at 2, the same bits. The function's address is an argument (so the
 compiled code can be cached on disk; a ctypes function inside it could not),
 called through a pointer cast in LLVM IR.
 
