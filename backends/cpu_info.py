@@ -1,4 +1,4 @@
-"""The CPU's model name and feature flags, from /proc/cpuinfo (Linux; elsewhere nothing)."""
+"""The CPU's vendor, model name and feature flags, from /proc/cpuinfo (Linux; elsewhere nothing)."""
 from __future__ import annotations
 
 import functools
@@ -20,3 +20,17 @@ def cpu_info() -> "tuple[str | None, frozenset]":
     except OSError:
         pass
     return model, flags
+
+
+@functools.cache
+def cpu_vendor() -> "str | None":
+    """The first CPU's vendor_id ("GenuineIntel", "AuthenticAMD", ...), or None where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, val = line.partition(":")
+                if key.strip() == "vendor_id":
+                    return val.strip()
+    except OSError:
+        pass
+    return None

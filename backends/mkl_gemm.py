@@ -46,12 +46,13 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .cpu_info import cpu_info
+from .cpu_info import cpu_info, cpu_vendor
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # mkl_cblas.h
 _CBWR_AVX2, _CBWR_AVX512, _CBWR_STRICT = 10, 12, 0x10000  # mkl_types.h
 _LP64 = 0  # mkl_service.h: MKL_INTERFACE_LP64
 _THREADING_SEQUENTIAL, _THREADING_TBB = 1, 4  # mkl_service.h: MKL_THREADING_SEQUENTIAL, MKL_THREADING_TBB
+_why_not = None  # why MKL is not used, once _load() refused it
 _gemm = None  # once loaded: gemm {dtype: cblas function}, local_threads, branch, call and at (jit_gemm); False when MKL is not usable
 
 
@@ -80,10 +81,21 @@ def _threads_from_env() -> "int | None":
     return None
 
 
+def _refuse(reason: str):
+    global _why_not
+    _why_not = reason
+    return False
+
+
 def _load():
-    path = None if os.environ.get("TINYLLM_NO_MKL") else _library()
+    if os.environ.get("TINYLLM_NO_MKL"):
+        return _refuse("TINYLLM_NO_MKL is set")
+    path = _library()
     if path is None:
-        return False
+        return _refuse("the mkl wheel is not installed")
+    vendor = cpu_vendor()
+    if vendor not in (None, "GenuineIntel"):  # MKL's strict CNR modes refuse other CPUs (MKL_CBWR_Set: -3 on an AMD EPYC)
+        return _refuse(f"MKL's reproducible mode runs on Intel CPUs only (this one is {vendor})")
     try:  # MKL finds TBB (its dependency, beside it) only if it is loaded already: not on the loader's path
         ctypes.CDLL(os.path.join(os.path.dirname(path), "libtbb.so.12"))
         layer = _THREADING_TBB
@@ -94,18 +106,18 @@ def _load():
         # 32-bit integers (as the argtypes below) and the threads chosen here, whatever MKL_INTERFACE_LAYER
         # or MKL_THREADING_LAYER say: both must be set before MKL's first call
         if lib.MKL_Set_Interface_Layer(_LP64) != _LP64 or lib.MKL_Set_Threading_Layer(layer) != layer:
-            return False
+            return _refuse("MKL refused LP64 integers or its threading layer")
         avx512 = "avx512f" in cpu_info()[1]
         if lib.MKL_CBWR_Set((_CBWR_AVX512 if avx512 else _CBWR_AVX2) | _CBWR_STRICT) != 0:  # not reproducible here: keep NumPy's BLAS
-            return False
+            return _refuse("MKL's reproducible mode (strict CNR) is not supported on this CPU")
         fns = {np.dtype(np.float32): (lib.cblas_sgemm, ctypes.c_float),
                np.dtype(np.float64): (lib.cblas_dgemm, ctypes.c_double)}
         local_threads = lib.MKL_Set_Num_Threads_Local
         wanted = _threads_from_env()
         if wanted:  # MKL on TBB does not read these itself (OpenBLAS and MKL on OpenMP do)
             local_threads(wanted)  # for this thread, as threadpoolctl sets MKL's pool (its global setting had no effect)
-    except (OSError, AttributeError):
-        return False
+    except (OSError, AttributeError) as e:
+        return _refuse(f"MKL could not be loaded ({e})")
     for fn, scalar in fns.values():
         ptr, i = ctypes.c_void_p, ctypes.c_int
         fn.argtypes = [i, i, i, i, i, i, scalar, ptr, i, ptr, i, scalar, ptr, i]
@@ -130,6 +142,17 @@ def one_thread_here() -> None:
     policy's setting does not reach its helpers: they saw 2 of 2 cores while it had set 1."""
     if _gemm:
         _gemm.local_threads(1)
+
+
+def why_not() -> "str | None":
+    """Why the 2-D matmuls do not go to MKL (None when they do)."""
+    return None if gemm_available() else _why_not
+
+
+def in_use(controller) -> bool:
+    """Whether a threadpoolctl controller is a BLAS tinyllm calls: MKL loaded but refused (say its
+    reproducible mode failed) runs nothing, so its pool is not the policy's to size or count."""
+    return controller.internal_api != "mkl" or gemm_available()
 
 
 def gemm_available() -> bool:

@@ -93,10 +93,13 @@ def threads_for(ncpu: int, others: float, max_threads: int) -> int:
 
 
 def blas_controllers():
-    """threadpoolctl's controllers of the BLAS libraries loaded in this process."""
+    """threadpoolctl's controllers of the BLAS libraries this process loaded and tinyllm calls
+    (an MKL loaded but refused, say on a CPU its reproducible mode does not support, runs nothing)."""
     from threadpoolctl import ThreadpoolController
 
-    return ThreadpoolController().select(user_api="blas").lib_controllers
+    from .mkl_gemm import in_use
+
+    return [c for c in ThreadpoolController().select(user_api="blas").lib_controllers if in_use(c)]
 
 
 class ThreadPolicy:

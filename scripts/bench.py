@@ -248,7 +248,8 @@ def render(rep: dict) -> str:
     if m:
         out.append(f"machine: {m['cpu']} ({m['cpus']} CPUs; {m['vector'] or 'no AVX'}) | NumPy {m['numpy']} | BLAS "
                    + "; ".join(f"{b['internal_api']} {b['version']} ({b['architecture']} kernels, {b['threading_layer']})"
-                               for b in m["blas"])
+                               for b in m["blas"] if b["used"])
+                   + (f" | MKL not used: {m['mkl_not_used']}" if m.get("mkl_not_used") else "")
                    + (" | one core kept busy by `yes`" if rep.get("busy_core") else ""))
     steal = rep.get("host_steal")
     if steal is not None:
@@ -442,12 +443,14 @@ def machine_info() -> dict:
     vector = " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile") if f in flags)
     blas = [{k: b.get(k) for k in ("internal_api", "version", "architecture", "threading_layer", "num_threads")}
             for b in threadpool_info() if b.get("user_api") == "blas"]
-    for b in blas:
-        if b["internal_api"] == "mkl" and not b["architecture"]:  # threadpoolctl cannot tell MKL's
-            from backends.mkl_gemm import architecture
+    from backends.mkl_gemm import architecture, gemm_available, why_not
 
+    for b in blas:
+        b["used"] = b["internal_api"] != "mkl" or gemm_available()  # MKL may be loaded and refused
+        if b["internal_api"] == "mkl" and not b["architecture"]:  # threadpoolctl cannot tell MKL's
             b["architecture"] = architecture()
-    return {"cpu": cpu, "cpus": os.cpu_count(), "vector": vector, "numpy": numpy.__version__, "blas": blas}
+    return {"cpu": cpu, "cpus": os.cpu_count(), "vector": vector, "numpy": numpy.__version__, "blas": blas,
+            "mkl_not_used": why_not()}
 
 
 def solo_time_worker(spec: dict) -> dict:

@@ -38,7 +38,10 @@ def test_json_report_structure():
     ops = {r["op"] for r in run["profile"]}
     assert {"matmul", "self_attention", "layer_norm", "gelu", "[optimizer]"} <= ops
     m = run["machine"]
-    assert m["cpu"] and m["blas"] and all(b["architecture"] and b["internal_api"] for b in m["blas"])
+    assert m["cpu"] and all(b["internal_api"] and b["version"] for b in m["blas"])
+    used = [b for b in m["blas"] if b["used"]]  # the BLAS that ran the matmuls, with its kernels named
+    assert used and all(b["architecture"] for b in used)
+    assert (m["mkl_not_used"] is None) == any(b["internal_api"] == "mkl" for b in used)  # MKL used, or why not
     assert run["malloc_tuned"] in (True, False) and run["policy"].startswith("1 ")
     assert rep["host_steal"] is None or 0.0 <= rep["host_steal"] <= 1.0  # None off Linux
     s = rep["sampling"]

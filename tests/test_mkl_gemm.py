@@ -185,3 +185,35 @@ def test_thread_variables_bound_mkls_pool_and_the_policy(var):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split(maxsplit=1) == ["1", "[1]\n"], out.stdout
+
+
+REFUSED_MKL = """
+import ctypes
+from threadpoolctl import threadpool_info
+from backends import mkl_gemm
+from backends.threads import ThreadPolicy
+ctypes.CDLL(mkl_gemm._library())  # MKL in the process, as when its reproducible mode refused the CPU
+assert any(b["internal_api"] == "mkl" for b in threadpool_info()), "threadpoolctl should see the loaded MKL"
+policy = ThreadPolicy(max_threads=2)
+print(mkl_gemm.gemm_available(), sorted(c.internal_api for c in policy._blas), mkl_gemm.why_not())
+"""
+
+
+def test_an_mkl_loaded_but_not_used_is_not_the_policys_pool():
+    """An MKL that tinyllm loaded and then refused (on an AMD EPYC its strict reproducible mode fails)
+    runs no matmul: the policy neither sizes its pool nor counts it, so its helpers' parts are
+    judged by the BLAS that does the work. Shown here by loading MKL with TINYLLM_NO_MKL set."""
+    if mkl_gemm._library() is None:
+        pytest.skip("the mkl wheel is not installed")
+    env = dict(os.environ, TINYLLM_NO_MKL="1")
+    out = subprocess.run([sys.executable, "-c", REFUSED_MKL], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split(" ", 2)[:2] == ["False", "['openblas']"], out.stdout
+    assert "TINYLLM_NO_MKL" in out.stdout
+
+
+def test_mkl_is_used_or_says_why_not():
+    """The 2-D matmuls go to MKL only where its strict reproducible mode holds; elsewhere a reason."""
+    assert mkl_gemm.gemm_available() == (mkl_gemm.why_not() is None)
+    if not mkl_gemm.gemm_available():
+        assert mkl_gemm.why_not()
