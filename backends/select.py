@@ -37,9 +37,9 @@ def _cuda_status(index: int, run_probe: bool = True) -> tuple:
 
         return f"CuPy is not installed; {INSTALL}", None
     except Exception as e:  # a broken CuPy install
-        from .cuda import INSTALL, _line
+        from .cuda import INSTALL, first_line
 
-        return f"CuPy failed to import ({_line(e)}); reinstall it: {INSTALL}", None
+        return f"CuPy failed to import ({first_line(e)}); reinstall it: {INSTALL}", None
     from .cuda import diagnose
 
     return diagnose(cupy, index, run_probe)

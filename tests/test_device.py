@@ -6,8 +6,9 @@ import types
 import pytest
 
 import backends
-from backends import DeviceError, cuda, get_backend
+from backends import DeviceError, get_backend
 from backends import select
+from backends.cuda import probe as cuda_probe
 
 
 def test_cpu_and_strict():
@@ -40,7 +41,7 @@ def fake_cupy(monkeypatch, isolated_backends):
     mod = types.ModuleType("cupy")
     mod.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(driverGetVersion=lambda: 12040))
     monkeypatch.setitem(sys.modules, "cupy", mod)
-    monkeypatch.setattr(cuda, "missing_libraries", lambda: [])
+    monkeypatch.setattr(cuda_probe, "missing_libraries", lambda: [])
     return mod
 
 
@@ -61,7 +62,7 @@ def test_a_driver_older_than_cupys_cuda_is_named(fake_cupy):
 
 def test_missing_cuda_libraries_are_named(fake_cupy, monkeypatch):
     fake_cupy.cuda.runtime.getDeviceCount = lambda: 1
-    monkeypatch.setattr(cuda, "missing_libraries", lambda: ["NVRTC (libnvrtc.so.12)"])
+    monkeypatch.setattr(cuda_probe, "missing_libraries", lambda: ["NVRTC (libnvrtc.so.12)"])
     problem = select.cuda_problem(0)
     assert "NVRTC (libnvrtc.so.12)" in problem and "tinyllm[cuda12]" in problem
 
