@@ -82,7 +82,7 @@ head -1 "$out/train-cuda.txt" | grep -q "^device cuda" || fail "training did not
 grep -E "^step 300/300|^host|^  (step|log|eval|checkpoint) " "$out/train-cuda.txt" | tee -a "$out/summary.txt"
 
 say "== 4. the gpu-baby benchmark"
-timeout "$(left)" python scripts/bench.py --preset gpu-baby --device cuda --json >"$out/bench-gpu.json" 2>"$out/bench-gpu.txt" \
+timeout "$(left)" python scripts/bench/bench.py --preset gpu-baby --device cuda --json >"$out/bench-gpu.json" 2>"$out/bench-gpu.txt" \
   || { tail -5 "$out/bench-gpu.txt"; fail "benchmark (see $out/bench-gpu.txt)"; }
 python -c "import json, sys; r = json.load(open(sys.argv[1])); print(json.dumps(r, indent=1)[:1500])" "$out/bench-gpu.json" >>"$out/bench-gpu.txt"
 say "all steps passed; results in $out/"

@@ -1,4 +1,4 @@
-"""Smoke test of scripts/bench.py at tiny sizes: table and JSON structure and the
+"""Smoke test of scripts/bench/bench.py at tiny sizes: table and JSON structure and the
 correctness gate (no timing assertions: speed is reported, never asserted)."""
 import json
 import pathlib
@@ -8,7 +8,7 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-BENCH = ROOT / "scripts" / "bench.py"
+BENCH = ROOT / "scripts" / "bench" / "bench.py"
 TINY = ["--batch", "2", "--block", "8", "--n-layer", "1", "--n-head", "2", "--n-embd", "16",
         "--steps", "3", "--warmup", "1", "--threads", "1"]
 
@@ -94,7 +94,7 @@ def test_bad_input_is_one_line_and_exit_2():
 @pytest.mark.skipif(not HAVE_TORCH, reason="torch is not installed (the gate compares against PyTorch)")
 def test_gate_catches_a_different_model(monkeypatch):
     """A twin whose MLP differs (exact erf GELU of 3x its input) must fail the gate."""
-    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    monkeypatch.syspath_prepend(str(ROOT / "scripts" / "bench"))
     import bench_steps
     import bench_torch_gpt
     import torch.nn.functional as TF

@@ -168,7 +168,7 @@ def test_shakespeare_bpe_script_reports_bits_per_character(tmp_path):
 
     data = tmp_path / "t.txt"
     data.write_text(TEXT * 5)
-    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "shakespeare_bpe.py"), "--data", str(data),
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "tutorials", "shakespeare_bpe.py"), "--data", str(data),
                         "--steps", "2", "--val-batches", "1", "--eval-iters", "1", "--vocab-size", "280", "--out", str(tmp_path / "o"),
                         "--json"], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT})
     assert p.returncode == 0, p.stderr[-2000:]

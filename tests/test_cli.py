@@ -94,6 +94,26 @@ def test_gradcheck_command(capsys):
     assert "4/4 cases ok; worst error" in out
 
 
+@pytest.mark.parametrize("device", ["cpu", "strict"])
+def test_gradcheck_runs_every_case(device, capsys):
+    from tinyllm.ops.checks import CASES
+
+    assert main(["gradcheck", "--device", device]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(CASES)}/{len(CASES)} cases ok" in out and "FAIL" not in out
+
+
+def test_gradcheck_op_takes_every_case_of_that_op_only(capsys):
+    assert main(["gradcheck", "--op", "matmul"]) == 0
+    out = capsys.readouterr().out
+    assert "matmul-2d" in out and "matmul-bcast-left" in out and "softmax" not in out and "4/4 cases ok" in out
+
+
+def test_gradcheck_unknown_op_is_one_line_and_exit_2(capsys):
+    line = one_error_line(capsys, main(["gradcheck", "--op", "nosuchop"]))
+    assert "no gradient check for op(s) nosuchop" in line and "known ops: add" in line
+
+
 # -- bad input: one clear line on stderr, exit code 2, no traceback, nothing written -----------------------
 
 def _file(tmp_path, content):

@@ -102,7 +102,8 @@ BLOCK = "import sys; sys.modules['array_api_strict'] = None; "
     "from tinyllm.cli import main; sys.exit(main(['train', '--device', 'strict', '--steps', '2', '--out', 'o']))",
     "from tinyllm.cli import main; sys.exit(main(['gradcheck', '--device', 'strict', '--op', 'exp']))",
     "import runpy; sys.path.insert(0, %r); sys.argv = ['xor.py', '--device', 'strict']; "
-    "runpy.run_path(%r, run_name='__main__')" % (os.path.join(ROOT, "scripts"), os.path.join(ROOT, "scripts", "xor.py")),
+    "runpy.run_path(%r, run_name='__main__')" % (os.path.join(ROOT, "scripts", "tutorials"),
+                                                 os.path.join(ROOT, "scripts", "tutorials", "xor.py")),
 ])
 def test_strict_without_array_api_strict_exits_2(tmp_path, code):
     r = subprocess.run([sys.executable, "-c", BLOCK + code], capture_output=True, text=True, cwd=tmp_path,

@@ -71,7 +71,7 @@ def test_cli_maps_each_error_to_one_line_and_its_code(name, capsys):
 
 @pytest.mark.parametrize("name,code", [("NonFiniteError", 3), ("OutOfMemory", 3), ("CheckpointError", 2)])
 def test_scripts_map_errors_to_their_codes(name, code, capsys):
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts", "tutorials"))
     try:
         from _common import script
     finally:

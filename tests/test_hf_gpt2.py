@@ -458,7 +458,7 @@ def test_bench_generate_script_runs_its_gate():
     import subprocess
     import sys
 
-    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_generate.py"), "--small", "--rounds", "1",
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench", "bench_generate.py"), "--small", "--rounds", "1",
                         "--new-tokens", "5", "--json"], capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": ROOT})
     assert p.returncode == 0, p.stderr[-2000:]

@@ -230,9 +230,9 @@ def test_faults_stop_every_rank_promptly_and_resume_goes_on(tmp_path, fault):
 @needs_mpi
 @pytest.mark.slow
 def test_bench_mpi_reports_every_configuration():
-    """scripts/bench_mpi.py at tiny sizes: each configuration ran and the ratios are there (speed is reported,
+    """scripts/bench/bench_mpi.py at tiny sizes: each configuration ran and the ratios are there (speed is reported,
     never asserted)."""
-    bench = os.path.join(ROOT, "scripts", "bench_mpi.py")
+    bench = os.path.join(ROOT, "scripts", "bench", "bench_mpi.py")
     p = subprocess.run([sys.executable, bench, "--json", "--rounds", "1", "--steps", "2", "--warmup", "1",
                         "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block", "8", "--batch", "4"],
                        env=_env(), capture_output=True, text=True, timeout=300)

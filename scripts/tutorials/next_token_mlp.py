@@ -6,7 +6,7 @@ plain gradient descent (lr 0.3) for 500 epochs on the four (word, next word)
 pairs. Claim: all 4 next words right, loss < 0.005 and p(correct) > 0.99
 for each; every prediction is printed with its probability.
 
-    python scripts/next_token_mlp.py --device cpu
+    python scripts/tutorials/next_token_mlp.py --device cpu
 """
 from __future__ import annotations
 

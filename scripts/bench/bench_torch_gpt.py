@@ -1,4 +1,4 @@
-"""The PyTorch twin of tinyllm's GPT, for scripts/bench.py (torch is never a
+"""The PyTorch twin of tinyllm's GPT, for scripts/bench/bench.py (torch is never a
 dependency of tinyllm: this file is imported only when `import torch` works).
 
 Written the way nanoGPT writes it (nn.Linear, F.scaled_dot_product_attention,

@@ -9,7 +9,7 @@ that within 2,000 steps. On the names fallback, whose per-character
 entropy (~2 nats) sits above half of ln(27) = 1.65, the claim is 70% of
 ln(V) (2.31, below the counted bigram's 2.45) instead.
 
-    python scripts/char_mlp.py --device cpu --context 8
+    python scripts/tutorials/char_mlp.py --device cpu --context 8
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from tinyllm.models import CharMLP, MLPConfig
 from tinyllm.optim import SGD, make_schedule
 from tinyllm.sample import sample_text
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # scripts/tutorials/ -> root
 DEFAULT_TEXT = os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare.txt")
 TEXT_FRAC, NAMES_FRAC = 0.5, 0.7  # claimed loss, as a fraction of ln(V)
 

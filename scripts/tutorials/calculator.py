@@ -9,7 +9,7 @@ only 6% of the data and the hardest, so each is drawn 4 times as often.
 AdamW, warmup + cosine, gradient clipping at 1.0. Answers are decoded greedily after "equals" until
 the end token. Claim: >= 99% exact match on the held-out problems.
 
-    python scripts/calculator.py --device cpu
+    python scripts/tutorials/calculator.py --device cpu
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Tiny Shakespeare: byte-level BPE (vocab 512) against characters, same model, same steps, in bits per character.
 
-Both runs use nanoGPT's CPU recipe (scripts/shakespeare.py: 4 layers, 4 heads,
+Both runs use nanoGPT's CPU recipe (scripts/tutorials/shakespeare.py: 4 layers, 4 heads,
 128 wide, block 64 tokens, batch 12, 2000 steps) and differ only in the
 tokenizer. Losses per token are not comparable across tokenizers, so each
 validation loss (mean nats per token over --val-batches batches) becomes bits
@@ -12,7 +12,7 @@ with the token and character counts of the same validation text (the last 10%
 of the file; the BPE is trained on the first 90% only). A block of 64 BPE tokens
 spans more characters than 64 characters do: the table shows how many.
 
-    python scripts/shakespeare_bpe.py [--steps 2000] [--vocab-size 512] [--json]
+    python scripts/tutorials/shakespeare_bpe.py [--steps 2000] [--vocab-size 512] [--json]
 """
 from __future__ import annotations
 

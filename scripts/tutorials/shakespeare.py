@@ -4,12 +4,12 @@ Recipe: block 64, batch 12, 4 layers, 4 heads, 128 embd, dropout 0, no biases,
 tied embeddings, AdamW lr 1e-3 (warmup 100, cosine to 1e-4 over 2000 steps),
 weight decay 0.1, beta2 0.99, grad clip 1.0. The claim: val loss <= 1.93 at step
 2000, measured over 200 val batches of 12 x 64 after the last step. That is parity
-with nanoGPT's model in PyTorch (scripts/shakespeare_torch_reference.py: 1.904-1.914
+with nanoGPT's model in PyTorch (scripts/bench/shakespeare_torch_reference.py: 1.904-1.914
 over 4 seeds, measured the same way; nanoGPT's own 20-batch figure is 1.886) plus
 the noise of one seed. Prints val loss and ms/step (and a JSON line); exit 1 if
 val > 1.93.
 
-    OMP_NUM_THREADS=2 python scripts/shakespeare.py [--data PATH] [--device cpu] [--out out-shakespeare]
+    OMP_NUM_THREADS=2 python scripts/tutorials/shakespeare.py [--data PATH] [--device cpu] [--out out-shakespeare]
 """
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ def find_data() -> str:
     env = os.environ.get("DATA")
     if env:
         return os.path.join(env, "tinyshakespeare.txt") if os.path.isdir(env) else env
-    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # scripts/tutorials/ -> root
     for c in CANDIDATES:
-        for base in (os.getcwd(), os.path.dirname(here)):
+        for base in (os.getcwd(), root):
             p = os.path.normpath(os.path.join(base, c))
             if os.path.isfile(p):
                 return p

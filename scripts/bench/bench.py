@@ -1,14 +1,14 @@
 """Side-by-side benchmark: the same GPT training step in tinyllm and in PyTorch.
 
-    python scripts/bench.py                      # cpu-small, 1 thread and all cores
-    python scripts/bench.py --preset gpu-baby --device cuda
-    python scripts/bench.py --preset sweep       # step time and memory vs width and context (+ plot)
-    python scripts/bench.py --preset sweep-context --threads 1   # context 32 .. 1024 only
-    python scripts/bench.py --busy-core          # the same with one core kept busy (`yes`)
-    python scripts/bench.py --json               # machine-readable
+    python scripts/bench/bench.py                      # cpu-small, 1 thread and all cores
+    python scripts/bench/bench.py --preset gpu-baby --device cuda
+    python scripts/bench/bench.py --preset sweep       # step time and memory vs width and context (+ plot)
+    python scripts/bench/bench.py --preset sweep-context --threads 1   # context 32 .. 1024 only
+    python scripts/bench/bench.py --busy-core          # the same with one core kept busy (`yes`)
+    python scripts/bench/bench.py --json               # machine-readable
 
 Both frameworks get the same config, the same batches and the same initial
-weights (tinyllm's, copied into the PyTorch twin of scripts/bench_torch_gpt.py).
+weights (tinyllm's, copied into the PyTorch twin of scripts/bench/bench_torch_gpt.py).
 A correctness gate runs first: on one batch the loss and every gradient must
 agree to 1e-4 relative error (max |a - b| / max |b| per tensor), and so must
 the parameters after clip + AdamW applied to the same gradients.

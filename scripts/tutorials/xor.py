@@ -6,7 +6,7 @@ N(0, 1) and scaled by 0.5 at init (random biases break the symmetry that
 left one seed in ten stuck at MSE 0.25 with zero biases). Claim: for every seed 0-9 all four inputs are
 classified right and the final MSE is below 0.02.
 
-    python scripts/xor.py --device cpu
+    python scripts/tutorials/xor.py --device cpu
 """
 from __future__ import annotations
 

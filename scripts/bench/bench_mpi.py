@@ -5,8 +5,8 @@
     C  tinyllm, 1 process x 1 thread     (the base of the scaling efficiency B / 2C)
     D  PyTorch DDP (gloo), 2 ranks x 1 thread, the same model and global batch (when torch is installed)
 
-    python scripts/bench_mpi.py                 # nanoGPT's CPU recipe (block 64, batch 12, 4 x 4 x 128)
-    python scripts/bench_mpi.py --rounds 5 --json
+    python scripts/bench/bench_mpi.py                 # nanoGPT's CPU recipe (block 64, batch 12, 4 x 4 x 128)
+    python scripts/bench/bench_mpi.py --rounds 5 --json
 
 Each configuration is its own set of processes, run in turns A, B, C, D, A, B, ... (`--rounds` times) so
 machine noise hits them alike; medians are reported, with the ratios B/A, B/D and the scaling efficiency
@@ -27,7 +27,8 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))  # scripts/bench/ -> root
 DATA = os.path.join(ROOT, "data", "tinyshakespeare.txt")
 MPI_FLAGS = ["--allow-run-as-root", "--oversubscribe"]  # root in a container; 2 ranks on 2 cores
 
@@ -80,7 +81,7 @@ def ddp_worker(a) -> dict | None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    sys.path.insert(0, HERE)
     from bench_torch_gpt import TorchGPT, make_optimizer
     from tinyllm.models import config_for
 
@@ -196,7 +197,7 @@ def main(argv=None) -> int:
         print("note: PyTorch is not installed; DDP is skipped (pip install torch==2.13.0, the CPU build)",
               file=sys.stderr)
         names = ["A", "B", "C"]
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    sys.path.insert(0, HERE)
     from bench import machine_info
 
     busy_before = cpu_busy()

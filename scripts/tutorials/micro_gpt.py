@@ -7,7 +7,7 @@ of whole names (<bos> name <bos>, padded; padding is left out of the loss).
 Claim: NLL on held-out names <= 2.45 (the counted bigram reaches 2.45 on
 all names). Prints temperature-0.5 samples.
 
-    python scripts/micro_gpt.py --device cpu
+    python scripts/tutorials/micro_gpt.py --device cpu
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Its own initialisation (nanoGPT's: normal 0.02, residual projections
 0.02/sqrt(2 n_layer)) and its own torch.randint batches, seed by seed, so the
 spread of the recipe's val loss can be compared with tinyllm's
-(scripts/shakespeare.py) measured the same way: 200 val batches at step 2000.
+(scripts/tutorials/shakespeare.py) measured the same way: 200 val batches at step 2000.
 PyTorch is only needed here (pip install torch); never by the library.
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "tutorials")]  # find_data: the recipe's own, one copy
 from bench_torch_gpt import TorchGPT, make_optimizer  # noqa: E402
 from shakespeare import find_data  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""The two training steps scripts/bench.py times, the correctness gate, memory
+"""The two training steps scripts/bench/bench.py times, the correctness gate, memory
 probes and the generate() timing. tinyllm is used through its public API only;
 torch is imported by the functions that need it."""
 from __future__ import annotations

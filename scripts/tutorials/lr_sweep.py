@@ -8,7 +8,7 @@ than a quarter of the best rate's drop), the largest diverges (its loss ends
 above where it started, or is not finite), and the best rate is one in
 between.
 
-    python scripts/lr_sweep.py --device cpu --plot lr_sweep.png
+    python scripts/tutorials/lr_sweep.py --device cpu --plot lr_sweep.png
 """
 from __future__ import annotations
 

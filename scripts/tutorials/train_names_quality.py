@@ -8,7 +8,7 @@ but --out), then checks its claims and prints the figures (and one JSON line):
 
 Exit 0 when the loss and pronounceability claims hold, 1 otherwise.
 
-    OMP_NUM_THREADS=2 python scripts/train_names_quality.py [--out out-names] [-- extra train flags]
+    OMP_NUM_THREADS=2 python scripts/tutorials/train_names_quality.py [--out out-names] [-- extra train flags]
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ of a name), add one to every count (smoothing: nothing gets probability 0),
 normalise the rows. Claim: the mean negative log-likelihood over the whole
 dataset is 2.45 +- 0.01 nats per character. Prints 10 sampled names.
 
-    python scripts/bigram_names.py --device cpu
+    python scripts/tutorials/bigram_names.py --device cpu
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Greedy generation speed on a GPT-2-124M-shaped model: tinyllm's KV-cache decoder vs transformers' generate.
 
-    python scripts/bench_generate.py                      # 1 thread, 124M shape, prompt 16, 50 new tokens
-    python scripts/bench_generate.py --threads 2 --json
+    python scripts/bench/bench_generate.py                      # 1 thread, 124M shape, prompt 16, 50 new tokens
+    python scripts/bench/bench_generate.py --threads 2 --json
 
 One random GPT-2 small (12 layers, 12 heads, 768 wide, vocab 50257, block 1024)
 is drawn in tinyllm, exported with `tinyllm.hf_dir.export_model`, and loaded

@@ -15,7 +15,7 @@ losses has a standard error of ~0.03. The model's expected per-name loss is
 (seed 0, the default: 2.513), so its claim is that median plus about 1.5
 standard errors; the default seed must pass.
 
-    python scripts/names_mlp.py --device cpu
+    python scripts/tutorials/names_mlp.py --device cpu
 """
 from __future__ import annotations
 
