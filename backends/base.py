@@ -83,6 +83,7 @@ class Backend:
     """
 
     kind = "base"
+    dtype_names = _DTYPES  # the dtypes a Tensor may hold, by name
     has_context = False  # whether activate() does anything (a device must be made current)
 
     def __init__(self, name: str, xp, device=None):

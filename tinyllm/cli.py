@@ -214,20 +214,23 @@ def cmd_sample(args) -> int:
     if args.prompt:
         try:
             tok.encode(args.prompt)
-        except TokenizerError as e:
-            raise TokenizerError(f"--prompt has {e}; this model knows only {_vocab_preview(tok)}") from None
+        except TokenizerError as e:  # a BPE tokenizer encodes any UTF-8 text: no vocabulary to show
+            known = f"; this model knows only {_vocab_preview(tok)}" if hasattr(tok, "itos") else ""
+            raise TokenizerError(f"--prompt has {e}{known}") from None
     lines = tok.bos_id is not None
 
     def show(piece: str) -> None:  # text as it is generated
         sys.stdout.write(piece)
         sys.stdout.flush()
 
-    samples = iter_complete(model, tok, args.prompt or "", args.num_samples, args.max_new_tokens,
+    # greedy decoding gives the same sample every time: one, unless --num-samples asks for more
+    n = args.num_samples if args.num_samples is not None else 1 if args.temperature == 0 else 10
+    samples = iter_complete(model, tok, args.prompt or "", n, args.max_new_tokens,
                             args.temperature, args.top_k, args.top_p, args.seed, on_text=None if lines else show)
     try:
         for i, t in enumerate(samples):
             print(t if lines else "", flush=True)  # text samples are already shown: end their line
-            if not lines and i + 1 < args.num_samples:
+            if not lines and i + 1 < n:
                 show("-" * 40 + "\n")
     except KeyboardInterrupt:  # keep what is on the screen; end a half-written line
         print(flush=True)
@@ -240,7 +243,8 @@ def _add_sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-from", default=None, metavar="DIR",
                    help="sample a local Hugging Face GPT-2 directory instead of a run (config.json, "
                         "model.safetensors, tokenizer.json or vocab.json + merges.txt)")
-    p.add_argument("--num-samples", type=int, default=10, metavar="N", help="how many samples (default %(default)s)")
+    p.add_argument("--num-samples", type=int, default=None, metavar="N",
+                   help="how many samples (default 10; 1 with --temperature 0, greedy, where all are the same)")
     p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; higher = more varied (default %(default)s)")
     p.add_argument("--top-k", type=int, default=None, metavar="K", help="sample only from the K most likely tokens")
     p.add_argument("--top-p", type=float, default=None, metavar="P",

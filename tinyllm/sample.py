@@ -21,6 +21,9 @@ generated.
 from __future__ import annotations
 
 import math
+import numbers
+
+from backends import backend_of
 
 from .random import RandomStream
 from .tensor import no_grad
@@ -44,8 +47,8 @@ def _stream(seed) -> RandomStream:
 def _check(max_new_tokens, temperature, top_k, top_p, num_samples) -> None:
     if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise SamplingError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
-    if temperature is None or temperature < 0 or not math.isfinite(temperature):
-        raise SamplingError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
+    if not isinstance(temperature, numbers.Real) or not math.isfinite(temperature) or temperature < 0:
+        raise SamplingError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
     if top_k is not None and (not isinstance(top_k, int) or top_k <= 0):
         raise SamplingError(f"top_k must be a positive integer (or None for no limit), got {top_k!r}")
     if top_p is not None and not (0.0 < top_p <= 1.0):
@@ -60,10 +63,34 @@ def _prompt_ids(prompt, tokenizer) -> list:
             raise SamplingError("a text prompt needs a tokenizer (pass tokenizer=..., or give token ids)")
         ids = tokenizer.encode(prompt)  # TokenizerError names characters outside the vocabulary
     else:
-        ids = [int(i) for i in prompt]
+        ids = _host_ids(prompt)
     if not ids:
         raise SamplingError("the prompt is empty; give at least one token (e.g. the <bos> token)")
     return ids
+
+
+def _host_ids(prompt) -> list:
+    """Token ids as a list of ints, from a list, or (nanoGPT's form) a Tensor or array, each of shape (T,) or (1, T)."""
+    to_list, owner = getattr(prompt, "tolist", None), backend_of(prompt)  # a Tensor or NumPy array; a device array
+    host = to_list() if to_list is not None else owner.to_host(prompt).tolist() if owner is not None else prompt
+    if not isinstance(host, (list, tuple)):  # a range, a generator, one int
+        host = list(host) if hasattr(host, "__iter__") and not isinstance(host, (str, bytes)) else [host]
+    if host and isinstance(host[0], (list, tuple)):
+        if len(host) != 1:
+            raise SamplingError(f"generate continues one prompt, got {len(host)} rows; for several samples of "
+                                f"one prompt pass num_samples= to generate_batch")
+        host = host[0]
+    try:
+        return [_as_id(i) for i in host]
+    except TypeError:
+        raise SamplingError(f"a prompt is text (with tokenizer=) or token ids (a list, a Tensor or an array of "
+                            f"ints), got {type(prompt).__name__}") from None
+
+
+def _as_id(i) -> int:
+    if isinstance(i, float) and not i.is_integer() or isinstance(i, (str, bytes)):
+        raise TypeError(i)
+    return int(i)
 
 
 def filter_probs(xp, logits, temperature: float, top_k: int | None, top_p: float | None):

@@ -8,15 +8,19 @@ and walks it in reverse, accumulating gradients.
 Dtypes are the same on every backend: Python floats (and float host arrays)
 become float32, Python ints int64; an op whose result is a float (exp, mean,
 division, int * 1.5, ...) promotes integer inputs to float32, the default
-float dtype. Only float tensors can require gradients.
+float dtype. Only float tensors can require gradients. Data of a dtype with no
+kernels (float16, int8, complex, objects) is refused when a tensor is made.
+Whether ops record a graph (no_grad) is per thread, as in PyTorch.
 """
 from __future__ import annotations
 
 import contextlib
+import threading
 
-from backends import Backend, backend_of, get_backend
+from backends import Backend, DeviceError, backend_of, get_backend
 
-_grad_enabled = True
+from .errors import ShapeError
+
 _default_backend: Backend | None = None
 _backward_hook = None  # hook(run) runs one backward pass, run(); the profiler's, else None
 
@@ -35,19 +39,34 @@ def set_default_device(device) -> Backend:
     return _default_backend
 
 
-@contextlib.contextmanager
-def no_grad():
-    """Inside, ops record no graph: for evaluation and sampling."""
-    global _grad_enabled
-    prev, _grad_enabled = _grad_enabled, False
-    try:
-        yield
-    finally:
-        _grad_enabled = prev
+class _GradMode(threading.local):
+    """Whether ops record a graph, per thread (as in PyTorch): a thread started inside no_grad records."""
+    enabled = True
+
+
+_mode = _GradMode()
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Inside, ops record no graph: for evaluation and sampling. In this thread only; one object may be
+    entered again while inside and reused after (the previous modes are kept on a per-thread stack)."""
+
+    def __init__(self):
+        self._saved = threading.local()
+
+    def __enter__(self) -> "no_grad":
+        stack = self._saved.__dict__.setdefault("stack", [])
+        stack.append(_mode.enabled)
+        _mode.enabled = False
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        _mode.enabled = self._saved.stack.pop()
+        return False
 
 
 def is_grad_enabled() -> bool:
-    return _grad_enabled
+    return _mode.enabled
 
 
 def set_backward_hook(hook):
@@ -58,7 +77,9 @@ def set_backward_hook(hook):
 
 
 class Tensor:
-    __slots__ = ("data", "grad", "requires_grad", "backend", "_parents", "_backward", "__weakref__")
+    # grad_buffer: set by an optimizer that keeps all gradients in one flat array (optim/flat.py);
+    # backward() then writes this leaf's gradient into that view, in place. Unset otherwise.
+    __slots__ = ("data", "grad", "grad_buffer", "requires_grad", "backend", "_parents", "_backward", "__weakref__")
     # numpy_array + tensor: NumPy defers to Tensor.__radd__ instead of building an object array
     __array_ufunc__ = None
 
@@ -75,10 +96,12 @@ class Tensor:
             data = backend.copy_from(data, owner)
         if not backend.is_array(data):
             if dtype is None:
-                dtype = _infer_dtype(data)
+                dtype = _infer_dtype(data, backend)
             data = backend.from_host(data, dtype)
         elif dtype is not None:
             data = backend.xp.astype(data, backend.dtype(dtype))
+        else:
+            _check_dtype(data.dtype, backend)  # a device array (a NumPy one on cpu) is taken as it is
         if requires_grad and not (data.dtype == backend.xp.float32 or data.dtype == backend.xp.float64):
             raise TypeError(f"only float tensors can require gradients, this one is "
                             f"{backend.dtype_name(data.dtype)}; pass dtype='float32'")
@@ -102,7 +125,7 @@ class Tensor:
         out._parents = ()
         out._backward = None
         out.requires_grad = False
-        if _grad_enabled and backward is not None:
+        if backward is not None and _mode.enabled:
             if any(p.requires_grad for p in parents):
                 out.requires_grad = True
                 out._parents = parents
@@ -129,6 +152,11 @@ class Tensor:
     @property
     def device(self) -> str:
         return self.backend.name
+
+    @property
+    def is_leaf(self) -> bool:
+        """True unless an op recorded this tensor with parents (only leaves keep .grad)."""
+        return not self._parents
 
     @property
     def size(self) -> int:
@@ -195,13 +223,7 @@ class Tensor:
                 _backward_hook(lambda: self._backward_on_device(grad))
 
     def _backward_on_device(self, grad) -> None:
-        xp = self.xp
-        if grad is None:
-            if self.size != 1:
-                raise RuntimeError(f"backward() without a gradient needs a scalar, got shape {self.shape}")
-            grad = xp.ones(self.data.shape, dtype=self.data.dtype, device=self.backend.device)
-        elif isinstance(grad, Tensor):
-            grad = grad.data
+        grad = self._seed(grad)
         topo = self._topo()
         grads = {id(self): grad}
         owned = set()  # ids of sums this loop made: nobody else holds them, add in place
@@ -226,6 +248,35 @@ class Tensor:
                     total = prev + pg
                     owned.add(id(total))
                     grads[k] = total
+
+    def _seed(self, grad):
+        """backward's starting gradient d(self)/d(self) as an array shaped, typed and placed like self: ones
+        when None; host data (a number, a list, a NumPy array) converted; another device's data refused."""
+        be, xp = self.backend, self.xp
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a scalar, got shape {self.shape}; "
+                                   f"pass one gradient per element, e.g. backward(ones of shape {self.shape})")
+            return xp.ones(self.data.shape, dtype=self.data.dtype, device=be.device)
+        if isinstance(grad, Tensor):
+            _same_device(grad.backend, be)
+            grad = grad.data
+        elif not be.is_array(grad):
+            owner = backend_of(grad)
+            if owner is not None and owner.kind != "cpu":  # NumPy arrays are host data
+                _same_device(owner, be)
+            try:
+                grad = be.from_host(grad)
+            except (TypeError, ValueError):
+                raise TypeError(f"backward(grad): grad must be numbers (a number, a list, an array or a Tensor) "
+                                f"shaped like the output {self.shape}, got {type(grad).__name__}") from None
+        shape = tuple(grad.shape)
+        if shape != self.shape:
+            if shape != () or self.size != 1:
+                raise ShapeError(f"backward(grad): grad has shape {shape}, the output {self.shape}; give one "
+                                 f"gradient per element of the output (a number only for a one-element output)")
+            grad = xp.reshape(grad, self.data.shape)
+        return grad if grad.dtype == self.dtype else xp.astype(grad, self.dtype)
 
     def _topo(self) -> list:
         """Post-order of the graph below self, iteratively (no recursion limit)."""
@@ -285,8 +336,14 @@ class Tensor:
     def T(self): return ops.transpose(self, -2, -1)
 
 
+def _same_device(owner: Backend, backend: Backend) -> None:
+    if owner != backend:
+        raise DeviceError(f"backward(grad): grad is on {owner.name}, the output on {backend.name}; "
+                          f"move it first, e.g. grad.to({backend.name!r})")
+
+
 def _accumulate(leaf: Tensor, g) -> None:
-    """leaf.grad += g. A Parameter whose gradient lives in an optimizer's flat buffer
+    """leaf.grad += g. A leaf whose gradient lives in an optimizer's flat buffer
     (leaf.grad_buffer, a view) gets it written there, in place."""
     buf = getattr(leaf, "grad_buffer", None)
     if buf is None:
@@ -298,8 +355,22 @@ def _accumulate(leaf: Tensor, g) -> None:
         leaf.grad = buf
 
 
-def _infer_dtype(data) -> str:
-    """Python ints (and lists of them) -> int64, everything else -> float32."""
+def _dtype_label(dt) -> str:
+    """'float16' for NumPy's, CuPy's and array-api-strict's float16 alike."""
+    return getattr(dt, "name", None) or str(dt).rsplit(".", 1)[-1]
+
+
+def _check_dtype(dt, backend: Backend) -> None:
+    """Refuse data of a dtype tinyllm has no kernels for (float16, int8, complex, objects), naming those it has."""
+    label = _dtype_label(dt)
+    if label not in backend.dtype_names:
+        raise TypeError(f"a tensor cannot hold {label} data; its dtypes are {', '.join(backend.dtype_names)}: "
+                        f"convert first, or pass e.g. dtype='float32'")
+
+
+def _infer_dtype(data, backend: Backend) -> str:
+    """Python ints (and lists of them) -> int64, everything else -> float32; a host array of a dtype
+    tinyllm has no kernels for, or complex numbers, are refused."""
     x = data
     while isinstance(x, (list, tuple)) and x:
         x = x[0]
@@ -307,6 +378,10 @@ def _infer_dtype(data) -> str:
         return "bool"
     if isinstance(x, int):
         return "int64"
+    if isinstance(x, complex):
+        _check_dtype("complex128", backend)
+    if getattr(data, "dtype", None) is not None:
+        _check_dtype(data.dtype, backend)
     kind = getattr(getattr(data, "dtype", None), "kind", None)
     if kind in ("i", "u"):
         return "int64"

@@ -49,6 +49,16 @@ def check_vocab_size(n) -> int:
     return n
 
 
+def _not_utf8(text: str) -> str:
+    """What of text cannot be UTF-8: the bytes a command line could not decode (Python keeps them as
+    surrogate escapes, U+DC80..U+DCFF), else the lone surrogates."""
+    bad = [c for c in text if "\ud800" <= c <= "\udfff"]
+    raw = bytes(ord(c) - 0xDC00 for c in bad if "\udc80" <= c <= "\udcff")
+    if len(raw) == len(bad):
+        return f"the bytes {str(raw)[2:-1]}"
+    return f"the lone surrogates {''.join(bad)!r}"
+
+
 class BPETokenizer:
     """A `tokenizers.Tokenizer` with tinyllm's tokenizer interface (encode, decode, vocab_size, bos_id, to_dict).
 
@@ -77,7 +87,12 @@ class BPETokenizer:
         return self.eot_id if self.bos else None
 
     def encode(self, text: str) -> list:
-        return self.tk.encode(text, add_special_tokens=False).ids
+        try:
+            return self.tk.encode(text, add_special_tokens=False).ids
+        except TypeError:  # the Rust side takes only text that is valid UTF-8
+            if isinstance(text, str):
+                raise TokenizerError(f"text that is not UTF-8: {_not_utf8(text)}; give UTF-8 text") from None
+            raise
 
     def decode(self, ids) -> str:
         ids = [int(i) for i in ids if not (self.bos and i == self.eot_id)]

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from backends import Backend, get_backend
+from backends import Backend, DeviceError, backend_of, get_backend
 
-from ..tensor import default_backend
+from ..ops import device_array
+from ..tensor import Tensor, default_backend
 
 
 @dataclass
@@ -25,3 +26,13 @@ class ModelConfig:
 def model_backend(device) -> Backend:
     """The backend a model is built on: `device`, or the default one (cpu) when None."""
     return get_backend(device) if device is not None else default_backend()
+
+
+def token_ids(model, idx, backend: Backend):
+    """idx (a Tensor, a device array or host ids) as an int64 array on the model's device; ids on
+    another device are refused naming both (moving is explicit, as for the ops)."""
+    owner = idx.backend if isinstance(idx, Tensor) else backend_of(idx)
+    if owner is not None and owner != backend and (isinstance(idx, Tensor) or owner.kind != "cpu"):
+        raise DeviceError(f"the {type(model).__name__} model is on {backend.name}, its input ids on {owner.name}; "
+                          f"move them first, e.g. idx.to({backend.name!r})")
+    return device_array(idx, backend, "int64")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from .. import ops as F
 from ..nn import Embedding, Module
 from ..tensor import Tensor
-from .base import ModelConfig, model_backend
+from .base import ModelConfig, model_backend, token_ids
 
 
 @dataclass
@@ -70,5 +70,5 @@ class BigramLM(Module):
         return "bigram"
 
     def forward(self, idx, targets=None, cache=None, pos: int = 0):
-        logits = self.table(idx)  # (B, T, V)
+        logits = self.table(token_ids(self, idx, self.table.weight.backend))  # (B, T, V)
         return logits, (None if targets is None else F.cross_entropy(logits, targets))

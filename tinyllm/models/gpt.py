@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import ops as F
-from ..ops import device_array
 from ..nn import Block, Dropout, Embedding, Linear, Module, ModuleList
 from ..nn.layers import init_stds, norm_layer
-from .base import ModelConfig, model_backend
+from .base import ModelConfig, model_backend, token_ids
 
 
 @dataclass
@@ -67,7 +66,7 @@ class GPT(Module):
         """
         be = self.wte.weight.backend
         xp = be.xp
-        i = device_array(idx, be, "int64")
+        i = token_ids(self, idx, be)
         B, T = i.shape
         if pos + T > self.config.block_size:
             raise ValueError(f"sequence of {pos + T} tokens is longer than block_size {self.config.block_size}")

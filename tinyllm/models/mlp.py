@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import ops as F
-from ..ops import device_array
 from ..nn import Embedding, Linear, Module
 from ..tensor import Tensor
-from .base import ModelConfig, model_backend
+from .base import ModelConfig, model_backend, token_ids
 
 
 @dataclass
@@ -55,7 +54,7 @@ class CharMLP(Module):
         """
         be = self.emb.weight.backend
         xp = be.xp
-        i = device_array(idx, be, "int64")
+        i = token_ids(self, idx, be)
         B, T = i.shape
         k = self.config.block_size
         padded = xp.concat([xp.zeros((B, k - 1), dtype=i.dtype, device=be.device), i], axis=1)  # (B, T+k-1)

@@ -10,11 +10,11 @@ from ..tensor import Tensor, default_backend
 class Parameter(Tensor):
     """A Tensor a Module trains (requires_grad is on).
 
-    grad_buffer: set by an optimizer that keeps all gradients in one flat array;
+    grad_buffer (a Tensor slot): set by an optimizer that keeps all gradients in one flat array;
     backward() then writes this parameter's gradient into that view, in place.
     """
 
-    __slots__ = ("grad_buffer",)
+    __slots__ = ()
 
     def __init__(self, data, device=None, dtype=None):
         super().__init__(data, device=device, dtype=dtype, requires_grad=True)

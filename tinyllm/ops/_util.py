@@ -63,6 +63,9 @@ def device_array(x, backend, dtype: str):
     """The device array behind a Tensor, a device array, or a host object (converted as dtype).
     An array on another device is refused: moving it is explicit (Tensor.to)."""
     if isinstance(x, Tensor):
+        if x.backend != backend:
+            raise DeviceError(f"a tensor on {x.backend.name} was given to an op on {backend.name}; "
+                              f"move it first, e.g. t.to({backend.name!r})")
         return x.data
     if backend.is_array(x):
         return x

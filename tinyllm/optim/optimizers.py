@@ -1,4 +1,7 @@
-"""SGD (+momentum), Adam and AdamW over Parameters' raw arrays, and gradient clipping.
+"""SGD (+momentum), Adam and AdamW over leaf tensors' raw arrays (a model's Parameters, or tensors
+made with requires_grad=True), and gradient clipping. Settings that cannot train (lr nan, betas
+outside [0, 1), eps <= 0, no parameters, ...) are refused when an optimizer is made: ConfigError,
+a ValueError.
 
 The parameters of an optimizer live in one flat array and their gradients in
 another (optim/flat.py), so a step is a few whole-array calls per parameter
@@ -9,7 +12,10 @@ Updates happen in place, on arrays outside the graph.
 from __future__ import annotations
 
 import math
+import numbers
 
+from ..errors import ConfigError
+from ..tensor import Tensor
 from .flat import FlatParams
 
 
@@ -19,22 +25,19 @@ class Optimizer:
     slots: tuple = ()  # per-parameter state arrays (kept flat), e.g. Adam's ("m", "v")
 
     def __init__(self, params, lr: float, weight_decay: float = 0.0):
-        if lr < 0:
-            raise ValueError(f"learning rate must be >= 0, got {lr}")
+        self.lr = check_setting("lr", lr)
         params = list(params)
         if params and isinstance(params[0], dict):
             self.groups = [dict(g) for g in params]
         else:
             self.groups = [{"params": params}]
         for g in self.groups:
-            g.setdefault("weight_decay", weight_decay)
+            g["weight_decay"] = check_setting("weight_decay", g.get("weight_decay", weight_decay))
             g["params"] = list(g["params"])
         ordered = [p for g in self.groups for p in g["params"]]
-        if len({id(p) for p in ordered}) != len(ordered):
-            raise ValueError("a parameter appears twice in the optimizer's groups")
-        self.lr = lr
+        check_params(ordered)
         self.step_count = 0
-        self.flat = FlatParams(ordered) if ordered else None
+        self.flat = FlatParams(ordered)
         self.state: dict = {}  # slot name -> flat array, made at the first step (or when loaded)
         self._ranges, i = [], 0  # each group's parameters: params[i:j]
         for g in self.groups:
@@ -63,8 +66,6 @@ class Optimizer:
         """
         self.step_count += 1
         flat = self.flat
-        if flat is None:
-            return
         xp = flat.backend.xp
         with flat.backend.activate():
             flat.sync()
@@ -96,8 +97,6 @@ class Optimizer:
         """The global L2 norm of the gradients as a device scalar (no host read); where it exceeds
         max_norm the gradients are scaled down to it, on the device. None / 0: no clipping."""
         flat = self.flat
-        if flat is None:
-            return None
         xp = flat.backend.xp
         with flat.backend.activate():
             flat.sync()
@@ -112,7 +111,7 @@ class Optimizer:
     # -- checkpoints: state as {"<param index>.<slot>": array} --------------------
     def state_arrays(self) -> dict:
         """{"<param index>.<slot>": device array (a view)} once the state exists."""
-        if self.flat is None or not self.state:
+        if not self.state:
             return {}
         return {f"{i}.{k}": self.flat.view(a, i) for k, a in self.state.items() for i in range(len(self.flat.params))}
 
@@ -129,21 +128,57 @@ class Optimizer:
             if tuple(a.shape) != params[i].shape:
                 raise ValueError(f"optimizer state {key!r} has shape {tuple(a.shape)}, parameter has {params[i].shape}")
             parsed.append((i, k, a))
-        if self.flat is not None:
-            from ..nn.module import as_param_array
+        from ..nn.module import as_param_array
 
-            with self.flat.backend.activate():
-                self.state = {}
-                self._make_state()
-                for i, k, a in parsed:
-                    self.flat.view(self.state[k], i)[...] = as_param_array(a, params[i])
+        with self.flat.backend.activate():
+            self.state = {}
+            self._make_state()
+            for i, k, a in parsed:
+                self.flat.view(self.state[k], i)[...] = as_param_array(a, params[i])
         self.step_count = int(step_count)
+
+
+def check_setting(name: str, v, low: float = 0.0, below: float | None = None, above_low: bool = False) -> float:
+    """v as a float if it is a finite number >= low (> low with above_low) and < below; else a ConfigError."""
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+    ok = ok and (v > low if above_low else v >= low) and (below is None or v < below)
+    if not ok:
+        span = f"in [{low:g}, {below:g})" if below is not None else f"{'>' if above_low else '>='} {low:g}"
+        raise ConfigError(f"{name} must be a finite number {span}, got {v!r}")
+    return float(v)
+
+
+def check_betas(betas) -> tuple:
+    try:
+        b1, b2 = betas
+    except (TypeError, ValueError):
+        raise ConfigError(f"betas must be two numbers in [0, 1), e.g. (0.9, 0.999), got {betas!r}") from None
+    return check_setting("beta1 (betas[0])", b1, below=1.0), check_setting("beta2 (betas[1])", b2, below=1.0)
+
+
+def check_params(params: list) -> None:
+    """The tensors an optimizer may update: at least one, each a leaf Tensor, each once."""
+    if not params:
+        raise ConfigError("the optimizer got no parameters to update; pass model.parameters() "
+                          "(or tensors made with requires_grad=True)")
+    for p in params:
+        if not isinstance(p, Tensor):
+            raise ConfigError(f"an optimizer updates Tensors (a model's parameters, or tensors made with "
+                              f"requires_grad=True), got {type(p).__name__}")
+        if p.backend.dtype_name(p.dtype) not in ("float32", "float64"):
+            raise ConfigError(f"an optimizer updates float tensors, got a {p.backend.dtype_name(p.dtype)} one")
+        if not p.is_leaf:
+            raise ConfigError("an optimizer cannot update a tensor computed from others; give it the leaf "
+                              "tensors (made with requires_grad=True) the computation starts from")
+    if len({id(p) for p in params}) != len(params):
+        raise ConfigError("a parameter appears twice in the optimizer's groups")
 
 
 class SGD(Optimizer):
     """p -= lr * (g + wd p), with optional (heavy-ball) momentum."""
 
     def __init__(self, params, lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0):
+        momentum = check_setting("momentum", momentum)
         super().__init__(params, lr, weight_decay)
         self.momentum = momentum
         self.slots = ("momentum",) if momentum else ()
@@ -166,9 +201,9 @@ class Adam(Optimizer):
     slots = ("m", "v")
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
+        betas, eps = check_betas(betas), check_setting("eps", eps, above_low=True)
         super().__init__(params, lr, weight_decay)
-        self.betas = tuple(betas)
-        self.eps = eps
+        self.betas, self.eps = betas, eps
 
     def _update(self, p, g, state, wd):
         b1, b2 = self.betas
