@@ -61,7 +61,7 @@ def _make(kind: str, index: int) -> Backend:
     key = f"{kind}:{index}" if kind == "cuda" or (kind == "strict" and index) else kind
     if key not in _instances:
         if kind == "cpu":
-            from .cpu import CPUBackend
+            from .cpu.backend import CPUBackend
 
             _instances[key] = CPUBackend()
         elif kind == "strict":

@@ -15,8 +15,9 @@ import os
 import pytest
 
 from backends import cuda_problem, get_backend
+from backends.env import setting
 
-SELECTED = [b.strip() for b in os.environ.get("TINYLLM_BACKENDS", "cpu,strict,strict:1,cuda").split(",") if b.strip()]
+SELECTED = [b.strip() for b in setting("TINYLLM_BACKENDS").split(",") if b.strip()]  # default: backends/env.py
 
 
 def _param(name):

@@ -66,7 +66,7 @@ def test_table_without_torch():
 
 
 def test_host_steal_is_the_steal_share_of_all_cpu_time():
-    from backends.threads import steal_between
+    from backends.cpu.threads import steal_between
 
     before = [100, 0, 50, 800, 0, 0, 0, 50, 0, 0]  # user nice system idle iowait irq softirq steal guest guest_nice
     after = [300, 0, 100, 1300, 0, 0, 0, 150, 5, 0]  # +200 user, +50 system, +500 idle, +100 steal = 850

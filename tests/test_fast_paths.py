@@ -1,4 +1,4 @@
-"""The CPU fast path (backends/fast_cpu.py) against the standard-only references.
+"""The CPU fast path (backends/cpu/kernels.py) against the standard-only references.
 
 Every fused kernel the CPU backend has is held to the reference kernel of the
 same name (tinyllm/ops, registered with @reference), forward and backward, in
@@ -18,11 +18,14 @@ import numpy as np
 import pytest
 
 import tinyllm
-from backends import blas_env, cpu_attention, fast_cpu, jit_cpu, threads
-from backends.fast_cpu import NumpyFast, load_fast
-from backends.rows import rowmax
+from backends.cpu import attention as cpu_attention, blas_env, malloc, mkl, passes, threads
+from backends.cpu.jit import jit_loops
+from backends.cpu.jit.constants import GELU_A, GELU_C
+from backends.cpu.kernels import NumpyFast, load_fast
+from backends.cpu.mkl import blas_controllers
+from backends.cpu.rows import rowmax
 from backends.kernels import KERNEL_NAMES, FusedKernels
-from backends.threads import ThreadPolicy, blas_controllers, threads_for
+from backends.cpu.threads import ThreadPolicy, threads_for
 from tinyllm import Tensor
 from tinyllm import ops as F
 from tinyllm.models import build_model
@@ -109,7 +112,7 @@ def small_blocks(monkeypatch):
 @pytest.fixture(params=["jit", "numpy"])
 def jit(request):
     """numba's compiled loops (the [fast] extra) and the NumPy passes that serve without them."""
-    if request.param == "jit" and jit_cpu.jit_loops() is None:
+    if request.param == "jit" and jit_loops() is None:
         pytest.skip("numba is not installed (the [fast] extra): the NumPy passes are tested")
     return request.param
 
@@ -119,7 +122,7 @@ def kernels(request, monkeypatch, jit):
     """The CPU kernels pinned to 1 or 2 threads; with 2 every kernel splits its rows, however few,
     and every pass runs in several chunks."""
     monkeypatch.setattr(threads, "MIN_SPLIT", 0)
-    monkeypatch.setattr(fast_cpu, "CHUNK", 40)
+    monkeypatch.setattr(passes, "CHUNK", 40)
     fast = NumpyFast()
     if jit == "numpy":
         fast.jit = None
@@ -282,8 +285,8 @@ def test_backend_creation_leaves_the_allocator_alone(monkeypatch):
     def refuse():
         raise AssertionError("tune_malloc called on backend creation")
 
-    monkeypatch.setattr(fast_cpu, "tune_malloc", refuse)
-    from backends.cpu import CPUBackend
+    monkeypatch.setattr(malloc, "tune_malloc", refuse)
+    from backends.cpu.backend import CPUBackend
 
     assert CPUBackend().fast is not None
     assert load_fast() is not None
@@ -302,7 +305,7 @@ def test_thread_policy_sizes_blas_and_splits_the_other_work_itself(monkeypatch):
     blas = blas_controllers()
     if not blas:
         pytest.skip("no BLAS library that threadpoolctl can see")
-    policy = ThreadPolicy(max_threads=3)
+    policy = ThreadPolicy(max_threads=3, blas=blas, on_helper=mkl.one_thread_here)  # as NumpyFast makes it
     assert all(c.get_num_threads() == 1 for c in blas)
     assert policy.threads == 1 and policy.ranges(100, 10**9) == [(0, 100)]  # starts narrow
     policy.pin(2)
@@ -380,10 +383,39 @@ def test_openblas_workers_are_told_to_sleep_before_numpy_loads_it(preset, numpy_
     if preset is not None:
         env["OPENBLAS_THREAD_TIMEOUT"] = preset
     code = ("import os\n" + ("import numpy\n" if numpy_first else "") +
-            "import tinyllm\nfrom backends import blas_env, threads\n"
+            "import tinyllm\nfrom backends.cpu import blas_env, threads\n"
             "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), blas_env.WORKERS_SLEEP, threads.ThreadPolicy.split_kernels)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
     assert out == [str(want_env), str(want_sleep), str(want_sleep)]
+
+
+class _LastPieceFirst(ThreadPolicy):
+    """A policy whose pieces finish in reverse order, as they may when a helper runs ahead."""
+
+    def run(self, fn, ranges):
+        for r in reversed(ranges):
+            fn(*r)
+
+
+def test_layer_norm_weight_gradients_do_not_depend_on_which_piece_finishes_first(jit, monkeypatch):
+    """The pieces' column sums of the weight and bias gradients are added in the pieces' order: the
+    same bits however the threads ran (the NumPy passes added them in the order they finished)."""
+    monkeypatch.setattr(threads, "MIN_SPLIT", 0)
+    rng = np.random.default_rng(0)
+    x, g = (rng.standard_normal((64, 48)).astype(np.float32) for _ in range(2))
+    w, b = rng.standard_normal(48).astype(np.float32), rng.standard_normal(48).astype(np.float32)
+    grads = []
+    for policy in (ThreadPolicy(max_threads=4), _LastPieceFirst(max_threads=4)):
+        policy.split_kernels = True
+        policy.pin(4)
+        fast = NumpyFast(threads=policy)
+        if jit == "numpy":
+            fast.jit = None
+        _, backward = fast.layer_norm(np, x, w, b, 1e-5)
+        grads.append(backward(g))
+        policy.pin(1)
+    for got, want in zip(*grads):
+        assert np.array_equal(got, want)
 
 
 def test_jit_layer_norm_keeps_nan_and_inf(jit):
@@ -427,16 +459,16 @@ def test_profile_times_ops_however_they_were_imported(cpu):
 
 
 def test_jit_rational_tanh_is_within_4e_7_of_tanh_over_float32():
-    """float32 GELU's s = (1 + tanh(u)) / 2 (jit_cpu: Eigen's 13/6 rational tanh) against float64
+    """float32 GELU's s = (1 + tanh(u)) / 2 (jit/gelu.py: Eigen's 13/6 rational tanh) against float64
     tanh, for inputs whose u = c (x + a x^3) runs over -40..40, past the clamp at 7.9."""
-    if jit_cpu.jit_loops() is None:
+    if jit_loops() is None:
         pytest.skip("numba is not installed (the [fast] extra)")
     x = np.linspace(-6, 6, 400_001).astype(np.float32)
     out, dx = np.empty_like(x), np.empty_like(x)
-    loops = jit_cpu.jit_loops()
+    loops = jit_loops()
     loops.gelu_forward(x, out)
     x64 = x.astype(np.float64)
-    c, a = fast_cpu._GELU_C, fast_cpu._GELU_A
+    c, a = GELU_C, GELU_A
     want = 0.5 + 0.5 * np.tanh(c * (x64 + a * x64 ** 3))
     nz = x64 != 0
     s = out[nz] / x64[nz]  # out = x s rounded once: out / x is s to 2^-24 relative
@@ -451,21 +483,21 @@ def test_jit_rational_tanh_is_within_4e_7_of_tanh_over_float32():
 
 
 def test_jit_exp_is_within_2e_7_of_exp_and_clamps_the_far_left():
-    """Attention's float32 exp (jit_attention: Cephes' polynomial and 2^n in the exponent bits)
+    """Attention's float32 exp (jit/exp.py: Cephes' polynomial and 2^n in the exponent bits)
     against float64 exp over the range its scores take; far left it gives exp(-87) ~ 1.6e-38 for 0."""
-    if jit_cpu.jit_loops() is None:
+    if jit_loops() is None:
         pytest.skip("numba is not installed (the [fast] extra)")
     x = np.linspace(-87, 88, 1_000_001).astype(np.float32)
     out = np.empty_like(x)
-    jit_cpu.jit_loops().exp_array(x, out)
+    jit_loops().exp_array(x, out)
     want = np.exp(x.astype(np.float64))
     assert (np.abs(out - want) / want).max() < 2e-7
     far = np.array([-1e30, -200.0, -88.0, np.nan], dtype=np.float32)
-    jit_cpu.jit_loops().exp_array(far, out[:4])
+    jit_loops().exp_array(far, out[:4])
     assert (out[:3] < 2e-38).all() and (out[:3] >= 0).all() and np.isnan(out[3])  # NaN stays NaN
     x64 = np.linspace(-700, 700, 1001)
     out64 = np.empty_like(x64)
-    jit_cpu.jit_loops().exp_array(x64, out64)  # float64 (the gradient checks) keeps math.exp
+    jit_loops().exp_array(x64, out64)  # float64 (the gradient checks) keeps math.exp
     np.testing.assert_allclose(out64, np.exp(x64), rtol=1e-15)
 
 
@@ -492,7 +524,7 @@ def test_attention_keeps_nan_and_inf(small_blocks, jit, T):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_cpu_scatter_add_sums_duplicate_rows_like_add_at(cpu, jit, monkeypatch, dtype):
     """The embedding's backward: numba's row-order loop and sort + reduceat both give np.add.at's sums."""
-    import backends.cpu as cpu_backend
+    import backends.cpu.backend as cpu_backend
 
     if jit == "numpy":
         monkeypatch.setattr(cpu_backend, "jit_loops", lambda: None)

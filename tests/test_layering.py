@@ -125,3 +125,84 @@ def test_the_private_name_check_finds_each_kind(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     bad = private_crossings(sorted(tmp_path.rglob("*.py")))
     assert [b.split(" ", 1)[0] for b in bad] == ["b/use.py:1", "b/use.py:2", "b/use.py:4", "b/use.py:6"], bad
+
+
+# -- backends/: a wing per device, no circles ------------------------------------------------------
+
+def _backends_module(path, root) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def backends_import_graph(root=None) -> dict:
+    """{module: the backends modules it imports}, function-level imports included (a lazy import is
+    an import too), for every file under backends/."""
+    root = root or ROOT
+    files = {_backends_module(p, root): p for p in sorted((root / "backends").rglob("*.py"))}
+    graph = {}
+    for mod, p in files.items():
+        package = mod if p.name == "__init__.py" else mod.rpartition(".")[0]
+        edges = graph.setdefault(mod, set())
+        for n in ast.walk(ast.parse(p.read_text(), filename=str(p))):
+            if isinstance(n, ast.ImportFrom):
+                base = _absolute(n, package)
+                for a in n.names:  # `from . import x` imports the module x when there is one
+                    edges.add(f"{base}.{a.name}" if f"{base}.{a.name}" in files else base)
+            elif isinstance(n, ast.Import):
+                edges.update(a.name for a in n.names)
+        edges &= files.keys() - {mod}
+    return graph
+
+
+def import_circles(graph: dict) -> list:
+    """Each circle of the graph once, as [a, b, ..., a]."""
+    circles, done = [], set()
+
+    def visit(mod, path):
+        if mod in path:
+            circle = path[path.index(mod):] + [mod]
+            if frozenset(circle) not in done:
+                done.add(frozenset(circle))
+                circles.append(circle)
+            return
+        for nxt in sorted(graph.get(mod, ())):
+            visit(nxt, path + [mod])
+
+    for mod in sorted(graph):
+        visit(mod, [])
+    return circles
+
+
+def test_backends_import_no_module_that_imports_them_back():
+    assert not import_circles(backends_import_graph()), import_circles(backends_import_graph())
+
+
+def test_the_circle_check_finds_a_lazy_circle(tmp_path):
+    (tmp_path / "backends" / "cpu").mkdir(parents=True)
+    (tmp_path / "backends" / "__init__.py").write_text("")
+    (tmp_path / "backends" / "cpu" / "__init__.py").write_text("")
+    (tmp_path / "backends" / "cpu" / "a.py").write_text("from .b import f\n")
+    (tmp_path / "backends" / "cpu" / "b.py").write_text("def f():\n    from . import a\n")
+    assert import_circles(backends_import_graph(tmp_path)) == [["backends.cpu.a", "backends.cpu.b", "backends.cpu.a"]]
+
+
+STRICT_RUN = """
+import sys, backends
+backends.get_backend("strict")
+print(" ".join(sorted(m for m in sys.modules if m.startswith(("backends", "numba", "threadpoolctl")))))
+print(" ".join(sorted(name for name, m in list(sys.modules.items())
+                      if any(hasattr(m, a) for a in ("NumpyFast", "jit_loops", "matmul2d")))))
+"""
+
+
+def test_a_strict_run_loads_none_of_the_cpus_kernels():
+    """`import backends` and a strict (or CUDA) backend load no CPU kernel, numba loop or MKL."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", STRICT_RUN], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120, check=True).stdout.splitlines()
+    loaded = out[0].split()
+    assert "backends.strict" in loaded
+    assert not [m for m in loaded if m.startswith(("backends.cpu.kernels", "backends.cpu.jit", "backends.cpu.mkl",
+                                                   "backends.cpu.threads", "numba", "threadpoolctl"))], loaded
+    assert out[1:] == [""], f"modules with CPU kernels loaded: {out[1]}"

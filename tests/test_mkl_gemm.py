@@ -1,4 +1,4 @@
-"""backends/mkl_gemm.py: the CPU's 2-D matmuls through MKL when it is installed.
+"""backends/cpu/mkl.py: the CPU's 2-D matmuls through MKL when it is installed.
 
 Whatever the layout (C order, transposed, a slice of columns, neither), the
 product equals NumPy's; what MKL cannot read in place goes to NumPy. Its bits
@@ -14,11 +14,11 @@ import sys
 import numpy as np
 import pytest
 
-from backends import mkl_gemm
-from backends.fast_cpu import NumpyFast
-from backends.threads import blas_controllers
+from backends.cpu import mkl
+from backends.cpu.kernels import NumpyFast
+from backends.cpu.mkl import blas_controllers
 
-needs_mkl = pytest.mark.skipif(not mkl_gemm.gemm_available(), reason="MKL (the mkl wheel) is not installed")
+needs_mkl = pytest.mark.skipif(not mkl.gemm_available(), reason="MKL (the mkl wheel) is not installed")
 
 
 def _layouts(rng, dtype, m, k, n):
@@ -40,11 +40,11 @@ def _layouts(rng, dtype, m, k, n):
 
 @pytest.fixture(params=["numba", "ctypes"])
 def caller(request, monkeypatch):
-    """MKL called from numba's compiled caller (backends/jit_gemm.py) or through ctypes."""
-    if request.param == "numba" and (not mkl_gemm.gemm_available() or mkl_gemm._gemm.call is None):
+    """MKL called from numba's compiled caller (backends/cpu/jit/gemm.py) or through ctypes."""
+    if request.param == "numba" and (not mkl.gemm_available() or mkl._gemm.call is None):
         pytest.skip("MKL or numba is not installed: no compiled caller")
-    if request.param == "ctypes" and mkl_gemm.gemm_available():
-        monkeypatch.setattr(mkl_gemm._gemm, "call", None)
+    if request.param == "ctypes" and mkl.gemm_available():
+        monkeypatch.setattr(mkl._gemm, "call", None)
     return request.param
 
 
@@ -57,7 +57,7 @@ def test_products_equal_numpys_in_every_layout(caller, dtype, shape):
     a, b = layouts[0][1].copy(), layouts[0][2].copy()
     a.flags.writeable = b.flags.writeable = False  # read-only operands (numba's caller takes writeable ones)
     for name, a, b in layouts + [("read-only C @ C", a, b)]:
-        got = mkl_gemm.matmul2d(a, b)
+        got = mkl.matmul2d(a, b)
         want = a.astype(np.float64) @ b.astype(np.float64)
         assert got.dtype == dtype and got.shape == want.shape, name
         assert got.flags.c_contiguous, name
@@ -74,11 +74,11 @@ def test_what_mkl_does_not_take_goes_to_numpy():
         (a32.astype(np.int64), b32.astype(np.int64)),  # not a float
     ]
     for a, b in cases:
-        got, want = mkl_gemm.matmul2d(a, b), a @ b
+        got, want = mkl.matmul2d(a, b), a @ b
         assert got.dtype == want.dtype and got.shape == want.shape
         np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError):  # mismatched inner sizes are NumPy's error, not a crash
-        mkl_gemm.matmul2d(a32, a32)
+        mkl.matmul2d(a32, a32)
 
 
 def _placed(a, offset):
@@ -93,14 +93,14 @@ def _placed(a, offset):
 
 @needs_mkl
 def test_the_compiled_caller_gives_the_bits_ctypes_does(monkeypatch):
-    if mkl_gemm._gemm.call is None:
+    if mkl._gemm.call is None:
         pytest.skip("numba is not installed: no compiled caller")
     rng = np.random.default_rng(3)
     for name, a, b in _layouts(rng, np.float32, 96, 128, 80):
-        compiled = mkl_gemm.matmul2d(a, b)
+        compiled = mkl.matmul2d(a, b)
         with monkeypatch.context() as m:
-            m.setattr(mkl_gemm._gemm, "call", None)
-            assert np.array_equal(mkl_gemm.matmul2d(a, b), compiled), name
+            m.setattr(mkl._gemm, "call", None)
+            assert np.array_equal(mkl.matmul2d(a, b), compiled), name
 
 
 @needs_mkl
@@ -113,11 +113,11 @@ def test_bits_do_not_depend_on_alignment_or_threads():
     g = rng.standard_normal((n, 384)).astype(np.float32)
     w = rng.standard_normal((384, 128)).astype(np.float32)
     for a, b in ((x.T, g), (g, w), (g, w.T.copy().T)):
-        want = mkl_gemm.matmul2d(a, b)
+        want = mkl.matmul2d(a, b)
         for threads in (1, 2):
             with threadpool_limits(threads, user_api="blas"):
                 for offset in (1, 3, 8, 13):
-                    got = mkl_gemm.matmul2d(_placed(a, offset), _placed(b, (offset * 5) % 16))
+                    got = mkl.matmul2d(_placed(a, offset), _placed(b, (offset * 5) % 16))
                     assert np.array_equal(got, want), (a.shape, b.shape, threads, offset)
 
 
@@ -125,18 +125,18 @@ def test_bits_do_not_depend_on_alignment_or_threads():
 def test_the_thread_policy_sizes_mkls_pool():
     fast = NumpyFast()
     assert any(c.internal_api == "mkl" for c in fast.threads._blas), "the policy should see MKL's pool"
-    mkl = [c for c in blas_controllers() if c.internal_api == "mkl"]
+    pools = [c for c in blas_controllers() if c.internal_api == "mkl"]
     try:
         for n in (2, 1):
             fast.threads.pin(n)
-            assert [c.num_threads for c in mkl] == [n] * len(mkl)
+            assert [c.num_threads for c in pools] == [n] * len(pools)
     finally:
         fast.threads.pin(1)
         fast.threads.pin(None)
 
 
 def test_no_mkl_turns_it_off():
-    code = "from backends import mkl_gemm; print(mkl_gemm.gemm_available())"
+    code = "from backends.cpu import mkl; print(mkl.gemm_available())"
     env = dict(os.environ, TINYLLM_NO_MKL="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -150,13 +150,13 @@ if gomp:  # GNU OpenMP in the global namespace first, as `import torch` puts it
     ctypes.CDLL(gomp, mode=ctypes.RTLD_GLOBAL)
 import numpy as np
 from threadpoolctl import threadpool_limits
-from backends import mkl_gemm
-assert mkl_gemm.gemm_available()
+from backends.cpu import mkl
+assert mkl.gemm_available()
 rng = np.random.default_rng(0)
 x = rng.standard_normal((6144, 128)).astype(np.float32)
 g = rng.standard_normal((6144, 384)).astype(np.float32)
 with threadpool_limits(2, user_api="blas"):
-    err = np.abs(mkl_gemm.matmul2d(x.T, g) - x.T.astype(np.float64) @ g).max()
+    err = np.abs(mkl.matmul2d(x.T, g) - x.T.astype(np.float64) @ g).max()
 print(bool(gomp), err)
 """
 
@@ -174,10 +174,10 @@ def test_right_on_two_threads_after_gnu_openmp_was_loaded():
 @needs_mkl
 @pytest.mark.parametrize("var", ["MKL_NUM_THREADS", "OMP_NUM_THREADS"])
 def test_thread_variables_bound_mkls_pool_and_the_policy(var):
-    """MKL on TBB reads neither variable itself: mkl_gemm applies them, and the policy never
+    """MKL on TBB reads neither variable itself: mkl applies them, and the policy never
     uses more threads than the smallest pool."""
-    code = ("from backends.fast_cpu import NumpyFast\n"
-            "from backends.threads import blas_controllers\n"
+    code = ("from backends.cpu.kernels import NumpyFast\n"
+            "from backends.cpu.mkl import blas_controllers\n"
             "f = NumpyFast()\n"
             "print(f.threads.max_threads, [c.num_threads for c in blas_controllers() if c.internal_api == 'mkl'])")
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
@@ -190,12 +190,12 @@ def test_thread_variables_bound_mkls_pool_and_the_policy(var):
 REFUSED_MKL = """
 import ctypes
 from threadpoolctl import threadpool_info
-from backends import mkl_gemm
-from backends.threads import ThreadPolicy
-ctypes.CDLL(mkl_gemm._library())  # MKL in the process, as when its reproducible mode refused the CPU
+from backends.cpu import mkl
+from backends.cpu.kernels import NumpyFast
+ctypes.CDLL(mkl._library())  # MKL in the process, as when its reproducible mode refused the CPU
 assert any(b["internal_api"] == "mkl" for b in threadpool_info()), "threadpoolctl should see the loaded MKL"
-policy = ThreadPolicy(max_threads=2)
-print(mkl_gemm.gemm_available(), sorted(c.internal_api for c in policy._blas), mkl_gemm.why_not())
+policy = NumpyFast().threads
+print(mkl.gemm_available(), sorted(c.internal_api for c in policy._blas), mkl.why_not())
 """
 
 
@@ -203,7 +203,7 @@ def test_an_mkl_loaded_but_not_used_is_not_the_policys_pool():
     """An MKL that tinyllm loaded and then refused (on an AMD EPYC its strict reproducible mode fails)
     runs no matmul: the policy neither sizes its pool nor counts it, so its helpers' parts are
     judged by the BLAS that does the work. Shown here by loading MKL with TINYLLM_NO_MKL set."""
-    if mkl_gemm._library() is None:
+    if mkl._library() is None:
         pytest.skip("the mkl wheel is not installed")
     env = dict(os.environ, TINYLLM_NO_MKL="1")
     out = subprocess.run([sys.executable, "-c", REFUSED_MKL], env=env, capture_output=True, text=True, timeout=60)
@@ -214,6 +214,6 @@ def test_an_mkl_loaded_but_not_used_is_not_the_policys_pool():
 
 def test_mkl_is_used_or_says_why_not():
     """The 2-D matmuls go to MKL only where its strict reproducible mode holds; elsewhere a reason."""
-    assert mkl_gemm.gemm_available() == (mkl_gemm.why_not() is None)
-    if not mkl_gemm.gemm_available():
-        assert mkl_gemm.why_not()
+    assert mkl.gemm_available() == (mkl.why_not() is None)
+    if not mkl.gemm_available():
+        assert mkl.why_not()

@@ -29,7 +29,7 @@ def test_known_answers(backend, counter, key, want):
 
 def test_same_bits_on_every_backend(backend):
     cpu = get_backend("cpu")
-    # cpu runs the fused kernel (backends/philox.py, in chunks of 2**14 counters), strict the standard ops
+    # cpu runs the fused kernel (backends/cpu/philox.py, in chunks of 2**14 counters), strict the standard ops
     for n, seed, site, step in [(1, 0, 0, 0), (7, 3, 5, 1), (1001, 2**40 + 17, 2**31 - 1, 2**33 + 5),
                                 (4 * 2**15 + 3, 8, 9, 10)]:
         here = backend.to_host(random_words(backend, n, seed, site, step))

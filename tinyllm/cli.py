@@ -161,7 +161,7 @@ def cmd_train(args) -> int:
 
     from .train.trainer import Trainer
 
-    tune_malloc()  # a training process keeps freed activations in the heap (backends/fast_cpu.py)
+    tune_malloc()  # a training process keeps freed activations in the heap (backends/cpu/malloc.py)
     # overflow/invalid-value warnings from the array library would only repeat, noisily, what the
     # non-finite guard then says in one line (or counts, with --skip-nonfinite); for this run only
     with warnings.catch_warnings():

@@ -26,7 +26,7 @@ and without the KV cache. torch is optional: without it tinyllm runs alone.
 The report starts with the machine: CPU model and vector extensions, and the
 BLAS NumPy runs (library, version, kernel architecture, threading layer, as
 threadpoolctl reports them), because the ratio depends on them. tinyllm's
-thread policy (backends/threads.py) may use fewer threads than allowed when
+thread policy (backends/cpu/threads.py) may use fewer threads than allowed when
 other processes keep cores busy; the threads it had at the end are reported.
 Every worker turns on the allocator tuning a training program uses
 (backends.tune_malloc), as `tinyllm train` does.
@@ -42,7 +42,7 @@ import statistics
 import subprocess
 import sys
 
-from backends.threads import cpu_ticks, steal_between
+from backends.cpu.threads import cpu_ticks, steal_between
 from tinyllm.errors import TinyLLMError, UsageError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -436,14 +436,14 @@ def machine_info() -> dict:
     import numpy
     from threadpoolctl import threadpool_info
 
-    from backends.cpu_info import cpu_info
+    from backends.cpu.info import cpu_info
 
     model, flags = cpu_info()
     cpu = model or platform.processor() or platform.machine()
     vector = " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile") if f in flags)
     blas = [{k: b.get(k) for k in ("internal_api", "version", "architecture", "threading_layer", "num_threads")}
             for b in threadpool_info() if b.get("user_api") == "blas"]
-    from backends.mkl_gemm import architecture, gemm_available, why_not
+    from backends.cpu.mkl import architecture, gemm_available, why_not
 
     for b in blas:
         b["used"] = b["internal_api"] != "mkl" or gemm_available()  # MKL may be loaded and refused

@@ -45,7 +45,7 @@ def parse_args(argv):
 
 
 def cpu_model() -> str:
-    from backends.cpu_info import cpu_info
+    from backends.cpu.info import cpu_info
 
     model, _ = cpu_info()
     if model:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import pickle
 
+from backends.env import flag, setting
+
 from ..errors import ConfigError
 
 LAUNCH_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")  # set by Open MPI's and MPICH-family launchers
@@ -85,9 +87,9 @@ class MPIWorld(NullWorld):
 def _cuda_aware(MPI) -> bool:
     """Whether device buffers may go to MPI as they are (Open MPI's and MPICH's query; TINYLLM_CUDA_AWARE_MPI=0/1
     overrides it). Untested here: this machine has no GPU."""
-    forced = os.environ.get("TINYLLM_CUDA_AWARE_MPI")
-    if forced in ("0", "1"):
-        return forced == "1"
+    forced = flag("TINYLLM_CUDA_AWARE_MPI", unset=None)  # a flag: "1", "on", "0", "off", ... (backends/env.py)
+    if forced is not None:
+        return forced
     query = getattr(MPI, "Query_cuda_support", None)
     try:
         return bool(query()) if query is not None else False
@@ -96,7 +98,7 @@ def _cuda_aware(MPI) -> bool:
 
 
 def launched_by_mpi() -> bool:
-    mode = os.environ.get("TINYLLM_DIST", "auto")
+    mode = setting("TINYLLM_DIST")
     if mode not in ("auto", "mpi", "none"):
         raise DistError(f"TINYLLM_DIST={mode!r}: use auto (find an MPI launch by itself), mpi or none")
     if mode != "auto":

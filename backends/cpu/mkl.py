@@ -1,39 +1,11 @@
-"""Matrix products through Intel MKL's GEMM, when its runtime is installed.
+"""The CPU's 2-D matmuls through Intel MKL's GEMM where the `mkl` wheel is installed (the [fast]
+extra on x86-64 Linux) and the CPU is Intel's: faster than OpenBLAS on the shapes measured
+(docs/speed.md). NumPy's BLAS otherwise, or with TINYLLM_NO_MKL on. Operands are passed as they
+lie (a transposed one with the transpose flag): no copies.
 
-NumPy's wheels bring OpenBLAS. On the AVX-512 Xeons this project measures on,
-OpenBLAS 0.3.31's SkylakeX sgemm ran the twelve matmul shapes of a T=512
-training layer (rows 6144, C 128) in 130.8 ms on one thread where MKL took
-104.7 and PyTorch (which links MKL) 104.0; its weight-gradient shapes
-(x^T @ g: K = 6144 rows, small M and N) were 1.3-1.7x slower. So the CPU
-backend's 2-D matmuls go to MKL's cblas_?gemm when the `mkl` wheel is there
-(the [fast] extra on x86-64 Linux), and to NumPy's BLAS otherwise.
-
-Operands are passed as they lie: a C-contiguous operand as is, a transposed
-one (F-contiguous, such as `x.T`) with the transpose flag, so no copies.
-
-Three settings, made through MKL's own calls when it is loaded, so they
-reach neither other processes nor another MKL in this one (PyTorch links its
-own):
-- conditional numerical reproducibility, strict (MKL_CBWR_AVX512 or _AVX2 |
-  MKL_CBWR_STRICT): without it a product's bits changed with the arrays'
-  alignment or the thread count (18 of 108 products of the T=512 shapes
-  measured here), so a run and its resumed twin would drift apart; with it
-  none did. It cost ~5% of the matmul time on one thread.
-- TBB threads (the tbb wheel comes with mkl), or none if TBB is missing.
-  MKL's default, Intel OpenMP, gave wrong products on two threads (max error
-  271 where 1e-4 was right) once GNU OpenMP was in the process first, as
-  `import torch` puts it there: MKL's omp_* calls bound to GNU's runtime.
-- 32-bit integers (LP64), whatever MKL_INTERFACE_LAYER says.
-MKL on TBB ignores MKL_NUM_THREADS and OMP_NUM_THREADS, so the pool is sized
-from them here, as MKL on OpenMP would.
-
-With PyTorch in the same process, import torch first: imported after this
-module had loaded MKL, PyTorch's own 2-thread training step ran 1.7x slower
-(90-95 ms against 47-57, scripts/bench.py's solo worker), apparently its MKL
-calls landing in these libraries; imported before, it was unaffected.
-
-TINYLLM_NO_MKL=1 keeps NumPy's BLAS. threadpoolctl sees MKL once it is
-loaded, so the thread policy sizes its pool with OpenBLAS's.
+MKL is set up through its own calls, which reach neither other processes nor PyTorch's MKL (_load):
+strict reproducibility, TBB threads, LP64 integers. With PyTorch in the same process, import torch
+first: imported after MKL was loaded here, its own step ran much slower (docs/speed.md).
 """
 from __future__ import annotations
 
@@ -46,14 +18,15 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .cpu_info import cpu_info, cpu_vendor
+from ..env import flag
+from .info import cpu_info, cpu_vendor
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # mkl_cblas.h
 _CBWR_AVX2, _CBWR_AVX512, _CBWR_STRICT = 10, 12, 0x10000  # mkl_types.h
 _LP64 = 0  # mkl_service.h: MKL_INTERFACE_LP64
 _THREADING_SEQUENTIAL, _THREADING_TBB = 1, 4  # mkl_service.h: MKL_THREADING_SEQUENTIAL, MKL_THREADING_TBB
 _why_not = None  # why MKL is not used, once _load() refused it
-_gemm = None  # once loaded: gemm {dtype: cblas function}, local_threads, branch, call and at (jit_gemm); False when MKL is not usable
+_gemm = None  # once loaded: gemm {dtype: cblas function}, local_threads, branch, call and at (jit/gemm.py); False when MKL is not usable
 
 
 def _library() -> "str | None":
@@ -88,14 +61,16 @@ def _refuse(reason: str):
 
 
 def _load():
-    if os.environ.get("TINYLLM_NO_MKL"):
-        return _refuse("TINYLLM_NO_MKL is set")
+    if flag("TINYLLM_NO_MKL"):
+        return _refuse("TINYLLM_NO_MKL is on")
     path = _library()
     if path is None:
         return _refuse("the mkl wheel is not installed")
     vendor = cpu_vendor()
     if vendor not in (None, "GenuineIntel"):  # MKL's strict CNR modes refuse other CPUs (MKL_CBWR_Set: -3 on an AMD EPYC)
         return _refuse(f"MKL's reproducible mode runs on Intel CPUs only (this one is {vendor})")
+    # TBB threads, or none: MKL's default, Intel OpenMP, gave wrong products on two threads once GNU OpenMP
+    # was in the process first, as `import torch` puts it there (its omp_* calls bound to GNU's runtime)
     try:  # MKL finds TBB (its dependency, beside it) only if it is loaded already: not on the loader's path
         ctypes.CDLL(os.path.join(os.path.dirname(path), "libtbb.so.12"))
         layer = _THREADING_TBB
@@ -107,6 +82,8 @@ def _load():
         # or MKL_THREADING_LAYER say: both must be set before MKL's first call
         if lib.MKL_Set_Interface_Layer(_LP64) != _LP64 or lib.MKL_Set_Threading_Layer(layer) != layer:
             return _refuse("MKL refused LP64 integers or its threading layer")
+        # strict reproducibility (CNR): without it a product's bits changed with the arrays' alignment or the
+        # thread count, so a run and its resumed twin drifted apart
         avx512 = "avx512f" in cpu_info()[1]
         if lib.MKL_CBWR_Set((_CBWR_AVX512 if avx512 else _CBWR_AVX2) | _CBWR_STRICT) != 0:  # not reproducible here: keep NumPy's BLAS
             return _refuse("MKL's reproducible mode (strict CNR) is not supported on this CPU")
@@ -122,10 +99,10 @@ def _load():
         ptr, i = ctypes.c_void_p, ctypes.c_int
         fn.argtypes = [i, i, i, i, i, i, scalar, ptr, i, ptr, i, scalar, ptr, i]
         fn.restype = None
-    from .jit_gemm import caller
+    from .jit import gemm_caller
 
     return SimpleNamespace(gemm={dt: fn for dt, (fn, _) in fns.items()}, local_threads=local_threads,
-                           branch="AVX512" if avx512 else "AVX2", call=caller(),
+                           branch="AVX512" if avx512 else "AVX2", call=gemm_caller(),
                            at=(ctypes.cast(lib.cblas_sgemm, ctypes.c_void_p).value, np.float32(1.0)))
 
 
@@ -139,7 +116,7 @@ def architecture() -> "str | None":
 def one_thread_here() -> None:
     """MKL at one thread for calls from this thread (a helper that runs one part of a split kernel).
     threadpoolctl sizes MKL's pool for the calling thread only (MKL_Set_Num_Threads_Local), so the
-    policy's setting does not reach its helpers: they saw 2 of 2 cores while it had set 1."""
+    policy's setting does not reach its helpers: the policy runs this on each of them."""
     if _gemm:
         _gemm.local_threads(1)
 
@@ -153,6 +130,14 @@ def in_use(controller) -> bool:
     """Whether a threadpoolctl controller is a BLAS tinyllm calls: MKL loaded but refused (say its
     reproducible mode failed) runs nothing, so its pool is not the policy's to size or count."""
     return controller.internal_api != "mkl" or gemm_available()
+
+
+def blas_controllers() -> list:
+    """threadpoolctl's controllers of the BLAS libraries this process loaded and tinyllm calls: the
+    pools the thread policy sizes (an MKL loaded but refused runs nothing, so it is not one)."""
+    from threadpoolctl import ThreadpoolController
+
+    return [c for c in ThreadpoolController().select(user_api="blas").lib_controllers if in_use(c)]
 
 
 def gemm_available() -> bool:
@@ -192,7 +177,7 @@ def matmul2d(a, b):
         return a @ b
     out = np.empty((m, n), dtype=a.dtype)
     if _gemm.call is not None and a.dtype == np.float32 and a.flags.writeable and b.flags.writeable:
-        address, one = _gemm.at  # numba's caller: float32, writeable operands, ~2 us a call (backends/jit_gemm.py)
+        address, one = _gemm.at  # numba's caller (jit/gemm.py): float32, writeable operands
         _gemm.call(address, pa[0], pb[0], a, pa[1], b, pb[1], out, one)
     else:
         fn(_ROW_MAJOR, pa[0], pb[0], m, n, k, 1.0, a.ctypes.data, pa[1], b.ctypes.data, pb[1], 0.0, out.ctypes.data, n)

@@ -1,25 +1,14 @@
-"""Causal scaled-dot-product attention on the CPU: the kernels behind NumpyFast's
-`attention` and `self_attention` (backends/fast_cpu.py).
+"""Causal scaled-dot-product attention on the CPU: the kernels behind NumpyFast's `attention` and
+`self_attention` (kernels.py).
 
-q, k, v and the output are (B, H, T, hs) arrays of any strides: for
-self_attention they are views into the fused qkv projection's output and
-into the (B, T, C) result, so no head is ever copied out whole (against
-the unbind + permute + reshape copies the layer made before, in-process
-A/B: 0.93-0.96 of the step at T=512, 0.97-0.99 at T=64). The work runs over groups of (batch, head)
-pairs: each group's q, k, v are gathered into small contiguous arrays that
-stay in cache through every pass over its blocks of scores (all 48 pairs of
-a T=512 cpu-small step at once spilled ~6 MB per pass to L3; in-process A/B,
-1 thread, fwd/bwd per call: 37.9/76.4 ms at once, 32.6/65.7 in groups of
-1 MiB), and the thread policy's threads take the groups in turn. The
-backward gathers them again instead of keeping copies (memory: only the
-inputs the graph holds anyway, the output and each row's log-sum-exp).
-
-Attention is blocked (flash-style) once the context is longer than one
-block: the (Tq, Tk) score matrix is never held whole, the forward keeps only
-each row's log-sum-exp, and the backward recomputes a block of scores at a
-time, so memory grows linearly with the context; fully masked blocks of a
-causal mask are skipped, which also halves the work. With numba (the [fast]
-extra) the passes between the matmuls are its loops (backends/jit_attention.py).
+q, k, v and the output are (B, H, T, hs) arrays of any strides: for self_attention, views into the
+fused qkv projection and into the (B, T, C) result, so no head is copied out whole. The work runs
+over groups of (batch, head) pairs, gathered into small contiguous arrays that stay in cache
+through every pass over their blocks of scores, which the thread policy's threads take in turn.
+Past one block of context it is blocked (flash-style): the (Tq, Tk) scores are never held whole,
+the forward keeps each row's log-sum-exp and the backward recomputes a block at a time, so memory
+grows linearly with the context; blocks a causal mask hides whole are skipped. With numba the
+passes between the matmuls are its loops (jit/attention.py).
 """
 from __future__ import annotations
 
@@ -41,8 +30,7 @@ def attention4(fast, q, k, v, mask, scale, out):
     part_fn = _attention_whole if tq <= ATTENTION_BLOCK else _attention_blocked
     held = tq * tk if part_fn is _attention_whole else 2 * ATTENTION_BLOCK * tk  # score elements a pair holds
     # one group per thread at least, more when the score blocks of a group would spill from L2; not the
-    # kernels' 3 pieces per thread: a group carries ~20 calls (at T=64 on 2 threads, in-process A/B:
-    # 3 groups took 1.12-1.18x the time of 2, and 4 or 6 groups 1.2-1.3x that of 3)
+    # kernels' 3 pieces per thread: a group carries ~20 calls, and more groups were slower (docs/speed.md)
     pieces = len(fast.threads.ranges(B * H, B * H * tq * tk, per_thread=1))
     groups = _groups(B, H, max(1, GROUP_BYTES // (held * q.itemsize)), pieces)
     parts = [(i, i + 1) for i in range(len(groups))]  # taken one at a time by whichever thread is free
@@ -153,7 +141,7 @@ def _attention_whole(q, k, v, mask, scale, out, jit=None):
     backward(q, k, v, out, g, dq, dk, dv), which fills dq, dk, dv from the same q, k, v and out.
     Shifts and row scalings ride in the matmuls ([q, -shift] @ [k, 1]^T = q k^T - shift),
     so the (Tq, Tk) matrix is never normalized, subtracted from or reduced.
-    With numba (jit), the passes between the matmuls are its loops (backends/jit_attention.py)."""
+    With numba (jit), the passes between the matmuls are its loops (jit/attention.py)."""
     tq, tk = q.shape[-2], k.shape[-2]
     if jit is not None:
         qa, kat, shift, shifted = _jit_prep(jit, q, k, scale)
@@ -214,7 +202,7 @@ def _attention_blocked(q, k, v, mask, scale, out, jit=None, blk=None):
     per-row log-sum-exp is kept. A causal mask skips the blocks it hides whole.
     Every matmul takes contiguous operands, the shifts (softmax's, the backward's
     log-sum-exp and rowsum(P dP)) riding in them as an extra column.
-    With numba (jit), the passes between the matmuls are its loops (backends/jit_attention.py).
+    With numba (jit), the passes between the matmuls are its loops (jit/attention.py).
     Writes into `out`; returns backward(q, k, v, out, g, dq, dk, dv) as _attention_whole does."""
     blk = blk or ATTENTION_BLOCK
     tq, tk = q.shape[-2], k.shape[-2]
@@ -248,37 +236,44 @@ def _attention_blocked(q, k, v, mask, scale, out, jit=None, blk=None):
         np.add(total, m, out=lse[..., i0:i1, :])
 
     def backward(q, k, v, out, g, dq, dk, dv):
-        if jit is not None:
-            qsb, ka, va, qat, gat = _jit_backward_operands(jit, q, k, v, g, out, lse, scale)
-        else:
-            qsb = q * scale
-            ka, va = _aug(k, 1.0), _aug(v, 1.0)  # (G, Tk, hs + 1)
-            qat = _aug_t(qsb, -lse)  # [qs^T; -lse^T] (G, hs + 1, Tq)
-            gat = _aug_t(g, -rowdot(g, out))  # [g^T; -rowsum(P * dP)^T]: rowsum(P dP) = g . out
-        dq[...] = 0.0
-        for j0 in range(0, tk, blk):
-            j1 = min(tk, j0 + blk)
-            r0 = 0 if mask is None else max(0, j0 - off)  # the first query that sees a key of the block
-            if r0 >= tq:
-                dk[..., j0:j1, :] = 0.0
-                dv[..., j0:j1, :] = 0.0
-                continue
-            pt = ka[..., j0:j1, :] @ qat[..., r0:]  # S^T - lse (G, bk, nq)
-            if jit is not None:  # P^T: exp, and 0 where hidden, in one pass
-                jit.att_bwd_exp(pt, -tq if mask is None else j0 - off - r0, q.dtype.type(0))
-            else:
-                r1 = min(tq, j1 - 1 - off)  # queries from r1 on see the whole block
-                if mask is not None and r0 < r1:
-                    _mask_out(pt[..., :r1 - r0], mask[r0:r1, j0:j1].T)
-                np.exp(pt, out=pt)  # P^T
-            np.matmul(pt, g[..., r0:, :], out=dv[..., j0:j1, :])
-            dst = va[..., j0:j1, :] @ gat[..., r0:]  # dP^T - rowsum(P dP) (G, bk, nq)
-            dst *= pt  # dS^T
-            np.matmul(dst, qsb[..., r0:, :], out=dk[..., j0:j1, :])
-            dq[..., r0:, :] += np.swapaxes(dst, -1, -2) @ k[..., j0:j1, :]  # BLAS takes dS as transposed
-        dq *= scale
+        _blocked_backward(q, k, v, out, g, dq, dk, dv, mask, scale, lse, jit, blk)
 
     return backward
+
+
+def _blocked_backward(q, k, v, out, g, dq, dk, dv, mask, scale, lse, jit, blk):
+    """_attention_blocked's backward over blocks of keys: fills dq, dk, dv; lse from the forward."""
+    tq, tk = q.shape[-2], k.shape[-2]
+    off = tk - tq  # under the mask, query i sees key j when j <= i + off
+    if jit is not None:
+        qsb, ka, va, qat, gat = _jit_backward_operands(jit, q, k, v, g, out, lse, scale)
+    else:
+        qsb = q * scale
+        ka, va = _aug(k, 1.0), _aug(v, 1.0)  # (G, Tk, hs + 1)
+        qat = _aug_t(qsb, -lse)  # [qs^T; -lse^T] (G, hs + 1, Tq)
+        gat = _aug_t(g, -rowdot(g, out))  # [g^T; -rowsum(P * dP)^T]: rowsum(P dP) = g . out
+    dq[...] = 0.0
+    for j0 in range(0, tk, blk):
+        j1 = min(tk, j0 + blk)
+        r0 = 0 if mask is None else max(0, j0 - off)  # the first query that sees a key of the block
+        if r0 >= tq:
+            dk[..., j0:j1, :] = 0.0
+            dv[..., j0:j1, :] = 0.0
+            continue
+        pt = ka[..., j0:j1, :] @ qat[..., r0:]  # S^T - lse (G, bk, nq)
+        if jit is not None:  # P^T: exp, and 0 where hidden, in one pass
+            jit.att_bwd_exp(pt, -tq if mask is None else j0 - off - r0, q.dtype.type(0))
+        else:
+            r1 = min(tq, j1 - 1 - off)  # queries from r1 on see the whole block
+            if mask is not None and r0 < r1:
+                _mask_out(pt[..., :r1 - r0], mask[r0:r1, j0:j1].T)
+            np.exp(pt, out=pt)  # P^T
+        np.matmul(pt, g[..., r0:, :], out=dv[..., j0:j1, :])
+        dst = va[..., j0:j1, :] @ gat[..., r0:]  # dP^T - rowsum(P dP) (G, bk, nq)
+        dst *= pt  # dS^T
+        np.matmul(dst, qsb[..., r0:, :], out=dk[..., j0:j1, :])
+        dq[..., r0:, :] += np.swapaxes(dst, -1, -2) @ k[..., j0:j1, :]  # BLAS takes dS as transposed
+    dq *= scale
 
 
 def _jit_backward_operands(jit, q, k, v, g, out, lse, scale):

@@ -1,5 +1,5 @@
 """Philox-4x32-10 in NumPy, fused for the CPU: the same words as tinyllm/random.py's
-standard-only version (the tests compare them bit for bit), about 5x faster.
+standard-only version (the tests compare them bit for bit), faster (docs/speed.md).
 
 The reference makes a new array per operation over all n/4 counters (about a
 hundred passes through memory for a dropout mask); here the counters go in

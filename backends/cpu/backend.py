@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import array_api_compat.numpy as xp_numpy
 
-from .base import Backend
-from .jit_cpu import jit_loops
+from ..base import Backend
+from .jit import jit_loops
+from .kernels import load_fast
 
 
 class CPUBackend(Backend):
@@ -13,8 +14,6 @@ class CPUBackend(Backend):
 
     def __init__(self):
         super().__init__("cpu", xp_numpy, device="cpu")
-        from .fast_cpu import load_fast
-
         self.fast = load_fast()
 
     def _from_numpy(self, a):
@@ -27,15 +26,15 @@ class CPUBackend(Backend):
         return isinstance(x, np.ndarray)
 
     def philox_words(self, n: int, seed: int, site: int, step: int):
-        """tinyllm.random's words, fused (backends/philox.py): the same bits, faster."""
+        """tinyllm.random's words, fused (backends/cpu/philox.py): the same bits, faster."""
         from .philox import philox_words
 
         return philox_words(n, seed, site, step)
 
     def scatter_add(self, target, indices, values):
-        """In place. With numba, one pass in row order (the embedding's backward at T=512: 8.8 ms a
-        step by sort + reduceat, see below); else sort + reduceat, which sums duplicate rows ~6x
-        faster than np.add.at, after which each index appears once, so a fancy-indexed += is exact."""
+        """In place. With numba, one pass in row order; else sort + reduceat, which sums the duplicate
+        rows (faster than np.add.at: docs/speed.md), after which each index appears once, so a
+        fancy-indexed += is exact."""
         if indices.shape[0] == 0:
             return target
         jit = jit_loops()

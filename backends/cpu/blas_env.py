@@ -1,18 +1,12 @@
 """OpenBLAS's one setting that must be in place before NumPy loads it.
 
-After every call OpenBLAS's worker threads spin for 2^28 cycles (about
-0.1 s) waiting for the next one, so with two threads a worker keeps the
-second core busy for the whole training step, and the kernels' own helper
-thread (backends/threads.py) runs beside a spinning thread at half speed.
-OPENBLAS_THREAD_TIMEOUT=4 (2^4 cycles, the least OpenBLAS takes) makes a
-worker sleep as soon as its part is done; waking it costs a few
-microseconds a matmul. Measured here (cpu-small, 2 threads, kernels split):
-90.0 ms a step with the default, 84.3 with 20, 75.9 with 4.
-
-OpenBLAS reads the variable once, when it is loaded, so this module runs
-before anything in backends imports numpy; a value the user set is kept.
-If NumPy was imported before tinyllm, the setting comes too late, and
-WORKERS_SLEEP says so: the kernels then do not split (threads.py).
+After every call OpenBLAS's workers spin for 2^28 cycles (about 0.1 s) waiting for the next one,
+so with two threads a worker keeps the second core busy all step, and the kernels' own helper
+thread (threads.py) runs beside it at half speed. OPENBLAS_THREAD_TIMEOUT=4 (the least OpenBLAS
+takes) makes a worker sleep as soon as its part is done (docs/speed.md). OpenBLAS reads it once,
+when loaded, so backends/__init__ imports this module first; a value the user set is kept. If
+NumPy was imported before tinyllm it comes too late, and WORKERS_SLEEP says so: the kernels then
+do not split (threads.py).
 """
 from __future__ import annotations
 

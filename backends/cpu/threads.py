@@ -1,40 +1,16 @@
-"""One thread policy for the CPU: how many threads tinyllm's matmuls and
-kernels may use right now.
+"""One thread policy for the CPU: how many threads tinyllm's matmuls and kernels may use now.
 
-Two threads pay only when both cores are free. When another process keeps a
-core busy, OpenBLAS still splits every matmul in two and waits for the half
-whose thread the scheduler has parked: measured here, a 768x128x384 matmul
-went from 1.2 ms on one thread to 12-16 ms on two, and the char MLP tutorial
-from 4 s to 11 s (63 s with the machine's other load on top). So the policy watches the machine: every `interval`
-seconds it reads how many CPUs other processes kept busy since its last look
-(/proc/stat minus this process's own CPU time) and uses only the cores they
-leave free, never more than the smallest BLAS pool had when the policy was
-made (OpenBLAS sizes its pool from OMP_NUM_THREADS / OPENBLAS_NUM_THREADS or
-the CPUs this process may run on; MKL, when installed, from MKL_NUM_THREADS /
-OMP_NUM_THREADS or the cores). threadpoolctl reads and sets the pools.
+Two threads pay only when both cores are free: beside a busy core, BLAS still splits every
+matmul in two and waits for the half the scheduler parked (docs/speed.md). So every `interval`
+seconds the policy reads how many CPUs other processes kept busy (/proc/stat minus this
+process's own CPU time) and uses only the cores they leave free, never more than the smallest
+BLAS pool it was given. Matmuls are BLAS's to split: the policy sizes its pools. The other
+kernels cut their rows into a few pieces per thread, which the calling thread and the policy's
+helpers take in turn (a helper whose idle vCPU wakes late takes fewer), when OpenBLAS's workers
+sleep after a call (blas_env.py): beside a spinning worker a helper ran at half speed.
 
-Matmuls are BLAS's to split: the policy sets the BLAS pool to its thread
-count whenever that changes. Splitting them ourselves (rows on our helper
-threads, BLAS at one thread) was slower than one thread here: six cpu-small
-matmul shapes took 5.9 ms split against 5.4 on one thread and 3.3 with
-OpenBLAS's two threads (idle machine), whose workers pick up work within
-microseconds where a Python hand-off costs tens. The other kernels
-(backends/fast_cpu.py, backends/cpu_attention.py) cut their rows into a few
-pieces per thread, and the calling thread and the policy's helpers take the
-pieces in turn (NumPy and numba release the GIL inside their loops), when
-each piece is worth a hand-off (~30 us there and back with a pair of locks;
-a ThreadPoolExecutor took ~57) and when OpenBLAS's workers sleep after a call
-(backends/blas_env.py): beside a spinning worker a helper ran at half speed.
-Taking pieces in turn rather than one fixed part each matters because a
-helper's vCPU that sat idle wakes slowly (round trip 59 us after 1 ms idle,
-121 us after 5 ms): the calling thread goes on with the next piece instead
-of waiting (cpu-small at 2 threads, in-process A/B: 0.93 of the step with
-fixed halves). The helpers wait on a lock, so they never spin against
-another process.
-
-The policy starts at one thread and widens after its first look, so a short
-script never oversubscribes. Sizing the BLAS pool is the one thing it changes
-in the process.
+It starts at one thread and widens after its first look, so a short script never
+oversubscribes. Sizing the BLAS pools is the one thing it changes in the process.
 """
 from __future__ import annotations
 
@@ -92,36 +68,26 @@ def threads_for(ncpu: int, others: float, max_threads: int) -> int:
     return max(1, min(max_threads, free))
 
 
-def blas_controllers():
-    """threadpoolctl's controllers of the BLAS libraries this process loaded and tinyllm calls
-    (an MKL loaded but refused, say on a CPU its reproducible mode does not support, runs nothing)."""
-    from threadpoolctl import ThreadpoolController
-
-    from .mkl_gemm import in_use
-
-    return [c for c in ThreadpoolController().select(user_api="blas").lib_controllers if in_use(c)]
-
-
 class ThreadPolicy:
     """threads: how many threads tinyllm's CPU work may use now; refresh() updates it
     at most every `interval` s.
 
-    BLAS gets `threads` for its matmuls. With split_kernels on, the other kernels
-    cut their work into PIECES pieces per thread, which the calling thread and
-    threads - 1 helpers (waiting on a lock) take in turn. When another process
+    The BLAS pools (`blas`: threadpoolctl controllers of the libraries tinyllm calls) get
+    `threads` for their matmuls, and the smallest of them bounds it. With split_kernels on, the
+    other kernels cut their work into PIECES pieces per thread, which the calling thread and
+    threads - 1 helpers (waiting on a lock) take in turn; `on_helper` runs once on each helper
+    thread before its first piece (MKL's thread count is set per thread). When another process
     takes a core, both drop to the cores left free.
     """
 
-    # The kernels' own row split: on when OpenBLAS's workers sleep after a call (blas_env.py).
-    # cpu-small, 2 threads, one run each: 90.0 ms a step unsplit, 88.7 split beside spinning
-    # workers, 75.9 split with sleeping ones.
-    split_kernels = WORKERS_SLEEP
+    split_kernels = WORKERS_SLEEP  # the kernels' own row split: on when OpenBLAS's workers sleep (blas_env.py)
 
-    def __init__(self, max_threads: int | None = None, interval: float = 0.5):
-        blas = self._blas = blas_controllers()
-        pools = [c.num_threads for c in blas]
+    def __init__(self, max_threads: int | None = None, interval: float = 0.5, blas=(), on_helper=None):
+        self._blas = list(blas)
+        pools = [c.num_threads for c in self._blas]
         self.max_threads = max(1, max_threads or (min(pools) if pools else usable_cpus()))
         self._blas_threads(1)
+        self._on_helper = on_helper
         self.interval = interval
         self.threads = 1
         self.pinned = False
@@ -169,15 +135,15 @@ class ThreadPolicy:
 
     def run(self, fn, ranges: list) -> None:
         """fn(start, stop) for every range, the calling thread and the helpers each taking the next
-        range left until none is: a helper that wakes late (an idle vCPU took 60-120 us to wake
-        here, against 30 us for one that had just worked) takes fewer, instead of holding up the rest."""
+        range left until none is: a helper that wakes late (an idle vCPU wakes slowly) takes fewer,
+        instead of holding up the rest."""
         n = min(self.threads, len(ranges))
         if n == 1:  # one thread (or one range): all of them here, BLAS's pool left as it is
             for r in ranges:
                 fn(*r)
             return
         while len(self._helpers) < n - 1:
-            self._helpers.append(_Helper())
+            self._helpers.append(_Helper(self._on_helper))
         pending = iter(ranges)  # next() on a list iterator is atomic under the GIL
 
         def take():
@@ -207,19 +173,19 @@ class ThreadPolicy:
 
 class _Helper:
     """One daemon thread that runs a part when told: a pair of locks is the cheapest
-    hand-off Python has (~15 us there and back here; ThreadPoolExecutor's futures ~57)."""
+    hand-off Python has (cheaper than ThreadPoolExecutor's futures: docs/speed.md)."""
 
-    def __init__(self):
+    def __init__(self, on_start=None):
         self._go, self._done = threading.Lock(), threading.Lock()
         self._go.acquire()
         self._done.acquire()
         self._job = self._error = None
+        self._on_start = on_start
         threading.Thread(target=self._serve, name="tinyllm-helper", daemon=True).start()
 
     def _serve(self):
-        from .mkl_gemm import one_thread_here
-
-        one_thread_here()  # BLAS at one thread in the parts (see run); MKL's setting is per thread here
+        if self._on_start is not None:
+            self._on_start()  # e.g. MKL at one thread in the parts (see run): its setting is per thread
         while True:
             self._go.acquire()
             try:
