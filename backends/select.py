@@ -2,30 +2,23 @@
 fall back to CPU with one warning line (or raise with fallback=False)."""
 from __future__ import annotations
 
-import re
 import sys
 
 from .base import Backend
+from .devices import STRICT_DEVICES, names, parse
 from .errors import DeviceError
 
-VALID_FORMS = ('"auto", "cpu", "cuda", "cuda:N" (N = GPU index), "strict" or "strict:N" '
-               '(N = 1, 2: array-api-strict\'s other devices)')
-STRICT_DEVICES = 3  # strict (= strict:0), strict:1, strict:2: array-api-strict's CPU_DEVICE, device1, device2
-
+USE = names(quote='"')  # '"auto", "cpu", ... or "strict:N"': what an error about a spelling suggests
 _instances: dict[str, Backend] = {}  # name -> the one Backend of that device in this process
 
 
 def _parse(spec: str) -> tuple[str, int]:
     if not isinstance(spec, str):
-        raise DeviceError(f"device must be a string, got {type(spec).__name__}; use {VALID_FORMS}")
-    s = spec.strip().lower()
-    if s in ("auto", "cpu"):
-        return s, 0
-    m = re.fullmatch(r"(cuda|gpu|strict)(?::(\d+))?", s)
-    if m:
-        kind = "strict" if m.group(1) == "strict" else "cuda"
-        return kind, int(m.group(2) or 0)
-    raise DeviceError(f"unknown device {spec!r}; use {VALID_FORMS}")
+        raise DeviceError(f"device must be a string, got {type(spec).__name__}; use {USE}")
+    parsed = parse(spec)
+    if parsed is None:
+        raise DeviceError(f"unknown device {spec!r}; use {USE}")
+    return parsed
 
 
 def _cuda_status(index: int, run_probe: bool = True) -> tuple:

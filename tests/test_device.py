@@ -138,3 +138,33 @@ def test_scatter_add_accumulates_duplicates(backend):
     vals = backend.from_host([[1.0], [1.0], [2.0], [3.0]], "float32")
     out = backend.to_host(backend.scatter_add(xp.zeros((3, 1), dtype=xp.float32, device=backend.device), idx, vals))
     assert out.ravel().tolist() == [1.0, 0.0, 6.0]
+
+
+def test_the_one_table_of_device_spellings_is_what_the_parser_and_the_helps_read(monkeypatch, capsys):
+    """backends/devices.py's FORMS: every spelling parses, nothing else does, and tinyllm.device, the
+    CLI's --device and the tutorials' --device show the table."""
+    import pathlib
+
+    from backends import devices
+
+    got = {form: devices.parse(form.replace("N", "1")) for form, _ in devices.FORMS}
+    assert got == {"auto": ("auto", 0), "cpu": ("cpu", 0), "cuda": ("cuda", 0), "cuda:N": ("cuda", 1),
+                   "strict": ("strict", 0), "strict:N": ("strict", 1)}
+    assert devices.parse(" GPU:2 ") == ("cuda", 2) and devices.parse("Strict") == ("strict", 0)
+    for bad in ("cpu:1", "auto:0", "tpu", "strict:", "cuda:-1", ""):
+        assert devices.parse(bad) is None, bad
+    with pytest.raises(DeviceError) as e:
+        get_backend("tpu")
+    assert devices.names(quote='"') in str(e.value)
+    import tinyllm
+    from tinyllm.cli import main
+
+    assert devices.names(quote='"') in tinyllm.device.__doc__
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert devices.names() in " ".join(capsys.readouterr().out.split())
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "scripts" / "tutorials"))
+    import _common
+
+    help_text = " ".join(_common.make_parser("x").format_help().split())
+    assert all(f"{form}: {meaning}" in help_text for form, meaning in devices.FORMS)

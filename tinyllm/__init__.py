@@ -1,6 +1,7 @@
 """tinyllm: a tiny-LLM training library whose autograd engine is written once
 against the Python Array API standard and runs on NumPy, CuPy and array-api-strict."""
 from backends import Backend, DeviceError, available_backends, get_backend
+from backends.devices import names as _device_names
 
 from . import ops
 from .errors import TinyLLMError
@@ -13,13 +14,16 @@ __version__ = "0.1.0"
 
 
 def device(spec: "str | Backend" = "auto", fallback: bool = True) -> Backend:
-    """The compute device: "auto", "cpu", "cuda", "cuda:N", "strict" or "strict:N".
+    """The compute device: {forms} (backends/devices.py).
 
     "auto" takes a usable GPU and otherwise the CPU, silently; an explicit
     "cuda" that cannot be used falls back to the CPU with one warning line
     (fallback=True) or raises DeviceError (fallback=False).
     """
     return get_backend(spec, fallback=fallback)
+
+
+device.__doc__ = device.__doc__.format(forms=_device_names(quote='"'))
 
 
 # Training and sampling: Trainer(TrainConfig(...)).fit(), generate(model, prompt, ...)

@@ -23,6 +23,7 @@ import os
 import sys
 
 from backends import tune_malloc
+from backends.devices import names as device_names
 
 from .errors import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401
                      CheckpointError, ConfigError, Interrupted, TinyLLMError, TokenizerError)
@@ -53,7 +54,7 @@ def run_guarded(fn, *args) -> int:
 
 D = TrainConfig()  # defaults, for the help text
 OUT = "out"  # the CLI's output directory (the library's default is a fresh runs/... directory)
-DEVICES = "auto, cpu, cuda, cuda:N, strict or strict:N"
+DEVICES = device_names()  # "auto, cpu, cuda, cuda:N, strict or strict:N": backends/devices.py's table
 
 
 def _per_model(name: str) -> str:

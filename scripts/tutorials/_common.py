@@ -13,6 +13,7 @@ import sys
 import time
 
 import tinyllm
+from backends.devices import meanings as device_meanings
 from tinyllm.errors import TinyLLMError, UsageError  # noqa: F401  (UsageError: the scripts raise it)
 
 IGNORE = -1  # target id that cross_entropy(ignore_index=IGNORE) leaves out of the loss
@@ -20,9 +21,7 @@ IGNORE = -1  # target id that cross_entropy(ignore_index=IGNORE) leaves out of t
 
 def make_parser(description: str, seed: int = 0) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--device", default="auto",
-                   help="auto: a usable GPU else cpu; cuda or cuda:N: that GPU, falls back to cpu with a warning; "
-                        "strict or strict:N: array-api-strict (slow, proves the code uses only the standard)")
+    p.add_argument("--device", default="auto", help=device_meanings() + " (default %(default)s)")
     p.add_argument("--seed", type=int, default=seed, help="seed for weights and data order")
     return p
 
