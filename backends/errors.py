@@ -1,17 +1,7 @@
-"""The one family of errors a user can act on, and the exit codes they map to.
-
-Every error tinyllm raises for bad input or a failed run derives from
-TinyLLMError: its message is one line naming the problem and the fix, and its
-`exit_code` is what the command line exits with, so the CLI and the scripts
-turn any of them into an exit with one `except TinyLLMError`. Each also derives
-from the built-in exception a caller would expect (ValueError for bad input,
-MemoryError, KeyboardInterrupt for a stop asked by a signal), so
-`except ValueError` still catches bad input, and `except Exception` never
-swallows a Ctrl-C: that is why the base derives from BaseException, like
-KeyboardInterrupt, and is never raised itself.
-
-The base lives here, on the lower floor, because backends/ raises two of them
-(DeviceError, SafetensorsFormatError); tinyllm/errors.py holds the rest.
+"""The one family of errors a user can act on, and the exit codes they map to: each is one line
+naming the problem and the fix, and its `exit_code` is what the command line exits with. The base
+lives on this lower floor because backends/ raises two of them (DeviceError, SafetensorsFormatError);
+tinyllm/errors.py holds the rest.
 """
 from __future__ import annotations
 
@@ -23,7 +13,11 @@ EXIT_INTERRUPTED = 130   # 128 + SIGINT, what a shell reports for Ctrl-C (SIGTER
 
 
 class TinyLLMError(BaseException):
-    """Base of every error a user can act on; subclasses add the built-in exception a caller expects."""
+    """Base of every error a user can act on; the CLI and the scripts turn any of them into an exit with
+    one `except TinyLLMError`. Subclasses also derive from the built-in exception a caller expects
+    (ValueError for bad input, MemoryError, KeyboardInterrupt for a stop asked by a signal), so
+    `except ValueError` still catches bad input; the base derives from BaseException, like
+    KeyboardInterrupt, so that `except Exception` never swallows a Ctrl-C, and is never raised itself."""
 
     exit_code = EXIT_BAD_INPUT
     prefix = "error: "  # how the CLI starts its one line

@@ -1,17 +1,7 @@
-"""The signatures of fused kernels, written down once.
-
-An op in tinyllm/ops that can be fused computes its values through a kernel
-looked up by name (tinyllm/ops/kernels.py: `kernel(backend, name)`): the
-backend's own in `Backend.fast` if it has one, else the op's standard-only
-reference. Both have the signature below, so the op does not care which it
-got. Each kernel returns the forward value and a `backward` closure that
-keeps what it needs; `backward(g)` returns a tuple with one gradient per
-array input that can have one, None where an optional input was None.
-
-A backend's `fast` object may implement any subset of these; the ops use the
-reference for the rest. tests/test_fast_paths.py checks every kernel a fast
-object has against the reference of the same name, forward and backward, in
-float32 and float64.
+"""The signatures of fused kernels, written down once: an op in tinyllm/ops that can be fused looks
+its kernel up by name (tinyllm/ops/kernels.py), the backend's own in `Backend.fast` if it has one,
+else the op's standard-only reference; both take the signatures below, so the op does not care
+which it got. tests/test_fast_paths.py holds every kernel a fast object has to its reference.
 """
 from __future__ import annotations
 
@@ -22,6 +12,11 @@ Backward = Callable[..., Tuple[Optional[Array], ...]]
 
 
 class FusedKernels(Protocol):
+    """Each kernel returns the forward value and a `backward` closure that keeps what it needs;
+    `backward(g)` returns one gradient per array input that can have one (None where an optional
+    input was None). A backend's `fast` object may implement any subset; the ops use the reference
+    for the rest."""
+
     def matmul(self, xp, a: Array, b: Array) -> Tuple[Array, Backward]:
         """a @ b with broadcasting over leading axes; backward(g, need=(True, True)) -> (ga, gb),
         skipping (None) the gradients `need` says are not wanted."""

@@ -1,14 +1,9 @@
-"""Causal scaled-dot-product attention on the CPU: the kernels behind NumpyFast's `attention` and
-`self_attention` (kernels.py).
+"""Causal scaled-dot-product attention on the CPU: NumpyFast's attention and self_attention.
 
-q, k, v and the output are (B, H, T, hs) arrays of any strides: for self_attention, views into the
-fused qkv projection and into the (B, T, C) result, so no head is copied out whole. The work runs
-over groups of (batch, head) pairs, gathered into small contiguous arrays that stay in cache
-through every pass over their blocks of scores, which the thread policy's threads take in turn.
-Past one block of context it is blocked (flash-style): the (Tq, Tk) scores are never held whole,
-the forward keeps each row's log-sum-exp and the backward recomputes a block at a time, so memory
-grows linearly with the context; blocks a causal mask hides whole are skipped. With numba the
-passes between the matmuls are its loops (jit/attention.py).
+q, k, v and the output are (B, H, T, hs) arrays of any strides (for self_attention, views into the
+fused qkv projection and the (B, T, C) result: no head is copied out whole). The (batch, head) pairs
+go in groups gathered into arrays that stay in cache, taken in turn by the policy's threads. Past
+one block of context it is flash-style: memory linear in the context, fully masked blocks skipped.
 """
 from __future__ import annotations
 

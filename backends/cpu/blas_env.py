@@ -1,12 +1,8 @@
-"""OpenBLAS's one setting that must be in place before NumPy loads it.
-
-After every call OpenBLAS's workers spin for 2^28 cycles (about 0.1 s) waiting for the next one,
-so with two threads a worker keeps the second core busy all step, and the kernels' own helper
-thread (threads.py) runs beside it at half speed. OPENBLAS_THREAD_TIMEOUT=4 (the least OpenBLAS
-takes) makes a worker sleep as soon as its part is done (docs/speed.md). OpenBLAS reads it once,
-when loaded, so backends/__init__ imports this module first; a value the user set is kept. If
-NumPy was imported before tinyllm it comes too late, and WORKERS_SLEEP says so: the kernels then
-do not split (threads.py).
+"""OpenBLAS's one setting that must be in place before NumPy loads it: OPENBLAS_THREAD_TIMEOUT=4,
+so a worker sleeps as soon as its part is done instead of spinning ~0.1 s (2^28 cycles) beside the
+kernels' helper thread, which then ran at half speed (docs/speed.md). OpenBLAS reads it once, when
+loaded, so backends/__init__ imports this first; a value the user set is kept. If NumPy came first
+it is too late, WORKERS_SLEEP says so, and the kernels do not split (threads.py).
 """
 from __future__ import annotations
 

@@ -1,16 +1,10 @@
 """One thread policy for the CPU: how many threads tinyllm's matmuls and kernels may use now.
 
-Two threads pay only when both cores are free: beside a busy core, BLAS still splits every
-matmul in two and waits for the half the scheduler parked (docs/speed.md). So every `interval`
-seconds the policy reads how many CPUs other processes kept busy (/proc/stat minus this
-process's own CPU time) and uses only the cores they leave free, never more than the smallest
-BLAS pool it was given. Matmuls are BLAS's to split: the policy sizes its pools. The other
-kernels cut their rows into a few pieces per thread, which the calling thread and the policy's
-helpers take in turn (a helper whose idle vCPU wakes late takes fewer), when OpenBLAS's workers
-sleep after a call (blas_env.py): beside a spinning worker a helper ran at half speed.
-
-It starts at one thread and widens after its first look, so a short script never
-oversubscribes. Sizing the BLAS pools is the one thing it changes in the process.
+Every `interval` s it reads how many CPUs other processes kept busy (/proc/stat) and uses only the
+cores they leave free (beside a busy core a split matmul waits for its parked half), at most the
+smallest BLAS pool. BLAS splits the matmuls; the other kernels cut their rows into pieces that the
+calling thread and the policy's helpers take in turn. It starts at one thread, so a short script
+never oversubscribes; sizing the BLAS pools is all it changes in the process.
 """
 from __future__ import annotations
 

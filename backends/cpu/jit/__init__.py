@@ -1,13 +1,10 @@
-"""numba's compiled loops for the CPU kernels that are many cheap passes in NumPy: layer norm
-(norm.py), GELU (gelu.py), the Adam update (adam.py), the embedding's scatter-add (scatter.py)
-and attention's passes between its matmuls (attention.py, exp.py); and MKL's GEMM caller
-(gemm.py). Each loop is one pass where NumPy makes several, each with its own call and
-temporaries, and releases the GIL, so a kernel's pieces run on the thread policy's helpers.
+"""numba's compiled loops for the CPU kernels that are many cheap passes in NumPy (layer norm,
+GELU, Adam, scatter-add, attention's passes) and MKL's GEMM caller: one pass where NumPy makes
+several, releasing the GIL so that the thread policy's helpers run pieces at once.
 
-Those modules import numba at their top; this one imports them only when numba is usable and
-TINYLLM_NO_JIT is off, and compiles their float32 versions at once (seconds the first time, then
-loaded from numba's on-disk cache), so a broken numba fails here, not in a training step.
-float64, which only the gradient checks use, compiles on its first call.
+The loop modules import numba at their top; jit_loops() imports them only when numba is usable and
+TINYLLM_NO_JIT is off, and compiles float32 at once (later runs load it from numba's disk cache), so
+a broken numba fails there, not in a training step. float64 (the gradient checks) compiles on use.
 """
 from __future__ import annotations
 

@@ -1,12 +1,8 @@
-"""Attention's passes between its matmuls, each one compiled pass (backends/cpu/attention.py
-keeps the matmuls on BLAS and hands these the rest when numba is there).
-
-One pass builds the layouts the matmuls want (q scaled with its shift as an extra column, k
-transposed with a row of ones, ...) instead of a multiply, two vecdots and two copies; another
-is softmax's mask + exp + row sum over a block of scores instead of three (the hidden keys of a
-causal mask are written as zeros, never exponentiated). Every kernel takes 0 (and 1) in the
-arrays' dtype from the caller: one made from an element (s[p, i, 0] * 0) kept the exp loop from
-vectorizing.
+"""Attention's passes between its matmuls, one compiled pass each (attention.py keeps the matmuls on
+BLAS): the layouts the matmuls want in one pass instead of a multiply, two vecdots and two copies;
+softmax's mask + exp + row sum over a block of scores in one instead of three (hidden keys written
+as zeros, never exponentiated). Each takes 0 and 1 in the arrays' dtype from the caller, for the
+reason att_softmax gives.
 """
 import math
 
@@ -56,7 +52,7 @@ def att_softmax(s, first_hidden, shifted, shift, i0, total, zero):
     column first_hidden + i of row i on; >= n: none), total (G, bq) their row sums.
     shifted: the shift rode in the matmul already; else take each row's max and store it in
     shift[:, i0 + i]. Every kernel here takes 0 (and 1) in the arrays' dtype from the caller:
-    one made from an element (s[p, i, 0] * 0) kept the exp loop from vectorizing, 7x slower."""
+    one made from an element (s[p, i, 0] * 0) kept the exp loop from vectorizing."""
     g_, bq, n = s.shape
     for p in range(g_):
         for i in range(bq):
@@ -100,7 +96,7 @@ def att_finish(out, i0, total, shift, lse, one):
 def att_bwd_prep(q, k, v, g, out, lse, scale, qs, ka, va, qat, gat, zero):
     """The backward's operands in one pass: qs = q scale, ka = [k, 1], va = [v, 1],
     qat = [qs^T; -lse], gat = [g^T; -rowsum(P dP)] with rowsum(P dP) = g . out per query.
-    The transposes run along their output rows (contiguous stores): 3x faster than along the input's."""
+    The transposes run along their output rows (contiguous stores), faster than along the input's."""
     g_, tq, hs = q.shape
     tk = k.shape[1]
     for p in range(g_):
@@ -156,7 +152,7 @@ def att_bwd_exp(pt, first_visible, zero):
             v0 = min(nq, max(0, first_visible + j))
             for c in range(v0):
                 pt[p, j, c] = zero
-            row = pt[p, j, v0:]  # a view: indexing pt from v0 on kept the loop scalar (9x slower)
+            row = pt[p, j, v0:]  # a view: indexing pt from v0 on kept the loop from vectorizing
             for c in range(row.size):
                 row[c] = exp_(row[c])
 

@@ -1,12 +1,10 @@
-"""Attention's exp: a float32 exp that vectorizes, and exp_array to test it by.
+"""Attention's exp: a float32 exp that vectorizes (numba's LLVM has no vector exp here, and a call
+per element does not vectorize), and exp_array to test it by.
 
-numba's LLVM has no vector exp here (no SVML), and a call per element does not vectorize. So
-float32 uses Cephes' expf: a degree-6 polynomial on [-ln2/2, ln2/2] and 2^n put into the exponent
-bits (n rounded by adding and taking away 1.5 * 2^23, the bits shifted in 32-bit integers: LLVM
-vectorizes it like the rest), within 2e-7 relative error of exp over [-87, 88] (tested). Inputs are
-clamped to [-87, 88]: exp(-87) ~ 1.6e-38 stands in for 0, exp(88) for inf (the scores are shifted
-so that the largest is near 0, and the sums they enter are >= 1); NaN stays NaN. float64 (the
-gradient checks) keeps math.exp.
+float32: Cephes' expf, a degree-6 polynomial on [-ln2/2, ln2/2] times 2^n put into the exponent
+bits, within 2e-7 relative error over [-87, 88] (tested); inputs are clamped there (the scores are
+shifted so that the largest is near 0, and the sums they enter are >= 1); NaN stays NaN. float64
+(the gradient checks) keeps math.exp.
 """
 import math
 
