@@ -1,7 +1,9 @@
 """Backend parametrization: cpu, strict and strict:1 always, cuda where a GPU is usable.
 
 TINYLLM_BACKENDS=cpu,strict,strict:1,cuda (the default) selects which to run; a
-selected cuda without a usable GPU is reported as skipped, with the reason.
+selected cuda without a usable GPU is reported as skipped, with the reason. An
+empty or unknown selection is a usage error (exit 4) naming the valid backends,
+not a run that skips every backend test and passes.
 
 strict:1 keeps its arrays on array-api-strict's "device1": arrays of two devices
 refuse to mix and NumPy refuses to read them, as with a GPU. Every test that
@@ -11,6 +13,7 @@ the transfer budget, the on-device generator. Cheap by construction (tiny
 models): 172 tests, 12 s of the 7.7-minute full suite on an idle 2-core machine.
 """
 import os
+import re
 
 import pytest
 
@@ -29,6 +32,15 @@ def _param(name):
 
 
 BACKENDS = [_param(n) for n in SELECTED]
+VALID = "cpu, strict, strict:1, strict:2, cuda, cuda:N"
+
+
+def pytest_configure(config):
+    unknown = [n for n in SELECTED if not re.fullmatch(r"cpu|strict(:[0-2])?|cuda(:\d+)?", n)]
+    if not SELECTED or unknown:
+        what = f"names unknown backend(s) {', '.join(unknown)}" if unknown else "selects no backend"
+        raise pytest.UsageError(f"TINYLLM_BACKENDS={os.environ.get('TINYLLM_BACKENDS', '')!r} {what}; "
+                                f"give a comma-separated list of {VALID} (default: cpu,strict,strict:1,cuda)")
 
 
 @pytest.fixture(params=BACKENDS)

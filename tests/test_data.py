@@ -70,7 +70,7 @@ def test_text_file_splits_90_10(tmp_path):
 @pytest.mark.parametrize("content, match", [
     (None, "does not exist"),
     (b"", "empty"),
-    (b"   \n\n ", "empty"),
+    (b"   \n\n ", "no non-blank line"),
     (b"caf\xe9 au lait\n", "not valid UTF-8"),
     (b"ab\x00cd", "binary"),
 ])

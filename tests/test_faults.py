@@ -476,7 +476,7 @@ def test_lock_in_unwritable_place_is_a_clear_error(tmp_path, monkeypatch):
 
 BAD_DATA = {
     "empty": (b"", "is empty"),
-    "blank": (b"  \n\n \t\n", "is empty"),
+    "blank": (b"  \n\n \t\n", "no non-blank line"),
     "not-utf8": (b"hello \xff\xfe world\n" * 20, "not valid UTF-8 (bad byte at offset 6)"),
     "binary": (bytes(range(256)) * 4, "looks binary"),
 }

@@ -351,7 +351,7 @@ def test_cli_second_run_refused_then_stale_lock_taken_over(tmp_path):
 
 BAD = {
     "empty": (b"", "is empty"),
-    "blank": (b" \n\t\n", "is empty"),
+    "blank": (b" \n\t\n", "no non-blank line"),
     "too-short": (b"abcdefgh\nijkl\n", "too short for block_size 8"),
     "not-utf8": (b"caf\xe9 au lait\n" * 50, "not valid UTF-8"),
     "binary": (bytes(range(256)) * 8, "looks binary"),

@@ -95,8 +95,11 @@ def read_text_file(path: str, raw_text: bool = False, info: dict | None = None) 
         raise DataError(f"data file {path!r} {e}; give --data the path of a UTF-8 text file") from None
     except OSError as e:
         raise DataError(f"cannot read data file {path!r}: {e.strerror}; check its permissions") from None
-    if not raw.strip():
+    if not raw:
         raise DataError(f"data file {path!r} is empty; give a file with some text in it")
+    if not raw.strip():
+        raise DataError(f"data file {path!r} has no text: its {len(raw):,} bytes are spaces and blank lines "
+                        f"(no non-blank line); give a file with some text in it")
     wide = _wide_encoding(raw)
     if wide:
         raise DataError(f"data file {path!r} is {wide} text, not UTF-8; convert it: "
@@ -137,7 +140,8 @@ def line_dataset(name: str, lines: list, seed: int = 0, word: bool = False, make
     None: characters (words if word=True) of all lines."""
     lines = [l for l in (s.strip() for s in lines) if l]
     if len(lines) < 2:
-        raise DataError(f"dataset {name!r} has fewer than 2 non-empty lines; it needs lines for training and validation")
+        raise DataError(f"dataset {name!r} has {len(lines)} non-blank line{'' if len(lines) == 1 else 's'}; "
+                        f"it needs 2 at least, for training and validation")
     tr, va = _split_lines(lines, seed)
     if make_tokenizer is not None:
         tok = make_tokenizer(tr, True)

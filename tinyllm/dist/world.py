@@ -5,6 +5,9 @@ the world by itself: the launcher sets OMPI_COMM_WORLD_SIZE (Open MPI) or
 PMI_SIZE (MPICH, Intel MPI, Slurm's PMI), and then mpi4py is imported here and
 nowhere else. Without those variables a run is one process and never imports
 mpi4py. TINYLLM_DIST=none forces one process; TINYLLM_DIST=mpi forces MPI.
+Under a launcher of several processes every rank, one told TINYLLM_DIST=none
+too, first tells the others whether it trains with them (agree_on_mode): a rank
+that alone trained by itself would leave the others waiting for it forever.
 
 The collectives take host arrays (NumPy, via the backend's to_host) or, where
 the MPI is CUDA-aware, CuPy arrays: mpi4py reads both through the buffer
@@ -97,6 +100,42 @@ def _cuda_aware(MPI) -> bool:
         return False
 
 
+def launch_size() -> int:
+    """How many processes an MPI launcher started (1: none did)."""
+    for k in LAUNCH_VARS:
+        try:
+            return int(os.environ[k])
+        except (KeyError, ValueError):
+            continue
+    return 1
+
+
+def agree_on_mode() -> None:
+    """Every rank of a launch of several processes: the same answer to "train together?" (else DistError on
+    every rank). Without mpi4py nothing can be asked: MPIWorld then says what to install."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return
+    try:
+        mine = launched_by_mpi()
+    except DistError:
+        mine = None  # an unknown TINYLLM_DIST: told to the others, then raised here
+    everyone = MPI.COMM_WORLD.allgather((mine, os.environ.get("TINYLLM_DIST")))
+    if mine is None:
+        launched_by_mpi()
+    if len({m for m, _ in everyone}) == 1:
+        return
+    groups: dict = {}
+    for rank, (m, mode) in enumerate(everyone):
+        groups.setdefault((m, mode), []).append(str(rank))
+    said = [f"rank{'s' if len(r) > 1 else ''} {', '.join(r)} "
+            f"{'TINYLLM_DIST unset' if mode is None else f'TINYLLM_DIST={mode}'} "
+            f"({'with MPI' if m else 'alone' if m is False else 'unknown'})" for (m, mode), r in groups.items()]
+    raise DistError(f"the ranks disagree on training together: {'; '.join(said)}; give every rank the same "
+                    f"TINYLLM_DIST (or none)")
+
+
 def launched_by_mpi() -> bool:
     mode = setting("TINYLLM_DIST")
     if mode not in ("auto", "mpi", "none"):
@@ -113,6 +152,8 @@ def current_world():
     """The world of this process, found once (DistError when launched by MPI without mpi4py)."""
     global _WORLD
     if _WORLD is None:
+        if launch_size() > 1:
+            agree_on_mode()
         _WORLD = MPIWorld() if launched_by_mpi() else NullWorld()
     return _WORLD
 

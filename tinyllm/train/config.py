@@ -119,7 +119,7 @@ class TrainConfig:
         data = keep.get("data")
         if isinstance(data, str) and data not in DATASETS and not os.path.isfile(data):
             raise DataError(f"the run in {self.out!r} was trained on data file {data!r}, which is not found from "
-                            f"here ({os.path.abspath(data)}); pass --data with the file's path")
+                            f"here ({os.path.abspath(data)}); give data (--data) the file's path")
         new = replace(self, **keep)
         new.given = self.given
         return new
@@ -142,7 +142,7 @@ class TrainConfig:
             if v is not None:
                 if k not in known:
                     raise ConfigError(f"model {self.model!r} has no setting {k} (it takes "
-                                      f"{', '.join(sorted(known - {'vocab_size'}))}); drop --{k.replace('_', '-')}")
+                                      f"{', '.join(sorted(known - {'vocab_size'}))}); drop {flag(k)}")
                 out[k] = v
         out.update(self.model_args)
         out["vocab_size"] = vocab_size
@@ -204,14 +204,15 @@ class TrainConfig:
         need(self.optimizer in OPTIMIZERS,
              f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         need(self.min_lr is None or self.min_lr <= self.peak_lr,
-             f"min_lr (--min-lr {self.min_lr}) is above the peak lr ({self.peak_lr}); lower --min-lr")
+             f"{flag('min_lr')} {self.min_lr} is above the peak {flag('lr')} {self.peak_lr}; lower min_lr")
         need(isinstance(self.model_args, dict), "model_args must be a dict of model config fields")
         need(self.out is None or self.out.strip() != "", "out (--out) must be a directory path")
         need(not (self.resume is True and self.overwrite is True),
-             "--resume continues the run in --out and --overwrite replaces it; pass only one")
+             f"{flag('resume')} continues the run in {flag('out')} and {flag('overwrite')} replaces it; "
+             f"pass only one")
         need(not (self.resume and self.out is None), "resume needs out: the directory of the run to continue")
         need(self.out is None or not (os.path.exists(self.out) and not os.path.isdir(self.out)),
-             f"output path {self.out!r} is a file, not a directory; point --out at a directory")
+             f"output path {self.out!r} is a file, not a directory; point {flag('out')} at a directory")
         self._validate_tokenizer(need)
         return self
 
@@ -233,13 +234,19 @@ class TrainConfig:
             return
         need(isinstance(self.init_from, str) and self.init_from.strip() != "",
              "init_from (--init-from) must be the path of a local Hugging Face GPT-2 directory")
-        need(self.model == "gpt", f"--init-from starts from a GPT-2, so --model must be gpt (got {self.model!r})")
+        need(self.model == "gpt", f"{flag('init_from')} starts from a GPT-2, so {flag('model')} must be gpt "
+                                  f"(got {self.model!r})")
         need(self.tokenizer == "char" and v is None,
-             "--init-from brings its own tokenizer; drop --tokenizer / --vocab-size")
-        fixed = [k for k in ("n_layer", "n_head", "n_embd", "bias") if getattr(self, k) is not None]
-        fixed += sorted(self.model_args)
-        need(not fixed, f"--init-from fixes the model's shape (from its config.json); drop "
-                        f"{', '.join('--' + k.replace('_', '-') for k in fixed)} (--block-size and --dropout may be set)")
+             f"{flag('init_from')} brings its own tokenizer; drop {flag('tokenizer')} / {flag('vocab_size')}")
+        fixed = [flag(k) for k in ("n_layer", "n_head", "n_embd", "bias") if getattr(self, k) is not None]
+        fixed += [f"model_args {k} ([model] {k})" for k in sorted(self.model_args)]
+        need(not fixed, f"{flag('init_from')} fixes the model's shape (from its config.json); drop "
+                        f"{', '.join(fixed)} (block_size and dropout may be set)")
+
+
+def flag(name: str) -> str:
+    """A setting as a message names it, for TrainConfig and CLI users alike: 'min_lr (--min-lr)'."""
+    return f"{name} (--{name.replace('_', '-')})"
 
 
 def model_default(model: str, name: str):
@@ -268,7 +275,8 @@ TrainConfig.__init__ = _init_noting_given
 
 
 def load_toml(path: str) -> dict:
-    """A TOML file of TrainConfig fields (dashes or underscores); a [model] table goes to model_args."""
+    """A TOML file of TrainConfig fields (dashes or underscores, each once); a [model] table's name is the model,
+    its sizes that have flags are those settings (so flags beat them) and its other fields go to model_args."""
     try:
         import tomllib
     except ImportError:  # Python 3.10
@@ -284,12 +292,8 @@ def load_toml(path: str) -> dict:
         raise ConfigError(f"config file {path!r} {e}; check the path given to --config") from None
     except OSError as e:
         raise ConfigError(f"cannot read config file {path!r}: {e.strerror}; check its permissions") from None
-    out = {k.replace("-", "_"): v for k, v in d.items()}
-    if isinstance(out.get("model"), dict):  # [model] table: name = "gpt", plus config fields
-        table = dict(out.pop("model"))
-        if "name" in table:
-            out["model"] = table.pop("name")
-        out["model_args"] = {**out.get("model_args", {}), **{k.replace("-", "_"): v for k, v in table.items()}}
+    out, written = _one_key_each(path, d, "")
+    moved = _model_table(path, out, written) if isinstance(out.get("model"), dict) else {}
     known = field_types(TrainConfig)
     extra = sorted(set(out) - set(known))
     if extra:
@@ -297,7 +301,7 @@ def load_toml(path: str) -> dict:
                           f"known settings are {', '.join(sorted(known))}")
     for key, v in out.items():
         if key != "model_args":
-            _check_toml_value(path, key, v, known[key], f"like --{key.replace('_', '-')}")
+            _check_toml_value(path, moved.get(key, key), v, known[key], f"like --{key.replace('_', '-')}")
     model = out.get("model", "gpt")
     if model in MODELS:  # the [model] table's fields, against the model config's types
         types = field_types(MODELS[model][1])
@@ -305,6 +309,37 @@ def load_toml(path: str) -> dict:
             if key in types:
                 _check_toml_value(path, f"[model] {key}", v, types[key], f"a {model} setting")
     return out
+
+
+def _one_key_each(path: str, table: dict, where: str) -> tuple:
+    """(settings with underscores, {setting: the key as written}); a setting written twice (batch-size and
+    batch_size) is refused: which one would win is a guess."""
+    out, written = {}, {}
+    for k, v in table.items():
+        name = k.replace("-", "_")
+        if name in out:
+            raise ConfigError(f"config file {path!r} sets {name} twice ({where}{written[name]} and {where}{k}); "
+                              f"keep one")
+        out[name], written[name] = v, where + k
+    return out, written
+
+
+def _model_table(path: str, out: dict, written: dict) -> dict:
+    """The [model] table into out: name -> model; the sizes that have flags (n_embd, block_size, ...) become
+    those settings, so a flag given beats them as it beats the top level; the rest -> model_args.
+    Returns {setting: "[model] setting"} for those moved (what a message about them says)."""
+    table, in_table = _one_key_each(path, out.pop("model"), "[model] ")
+    if "name" in table:
+        out["model"] = table.pop("name")
+    moved = {}
+    for k in SIZE_FIELDS:
+        if k in table:
+            if k in out:
+                raise ConfigError(f"config file {path!r} sets {k} twice ({written[k]} and {in_table[k]}); "
+                                  f"keep one")
+            out[k], moved[k] = table.pop(k), f"[model] {k}"
+    out["model_args"] = {**out.get("model_args", {}), **table}
+    return moved
 
 
 def _check_toml_value(path: str, key: str, v, annotation, what: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 PLOT_NAME = "loss.png"
+RUN_KEY = "tinyllm-run"  # the PNG text chunk naming the run that drew the plot (a user's own loss.png has none)
 MISSING_NOTE = 'note: matplotlib is not installed, so no loss plot; pip install "tinyllm[plot]" to get {path}'
 
 
@@ -22,8 +23,9 @@ def _smooth(xs: list, k: int) -> list:
     return out
 
 
-def plot_losses(out_dir: str, losses: list, evals: list, title: str = "") -> str | None:
-    """losses: per-step training loss (index = step - 1); evals: dicts with step, train, val.
+def plot_losses(out_dir: str, losses: list, evals: list, title: str = "", run_id: str | None = None) -> str | None:
+    """losses: per-step training loss (index = step - 1); evals: dicts with step, train, val;
+    run_id: the run that draws it, kept in the PNG (png_run_id reads it back).
 
     Returns the PNG path, or None when matplotlib is missing.
     """
@@ -52,7 +54,29 @@ def plot_losses(out_dir: str, losses: list, evals: list, title: str = "") -> str
     ax.legend()
     fig.tight_layout()
     tmp = path + ".tmp.png"
-    fig.savefig(tmp)
+    fig.savefig(tmp, metadata={RUN_KEY: run_id} if run_id else None)
     plt.close(fig)
     os.replace(tmp, path)
     return path
+
+
+def png_run_id(path: str) -> str | None:
+    """The run id a tinyllm plot carries in its text chunk; None for any other file (no matplotlib needed)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                return None
+            while True:
+                head = f.read(8)
+                if len(head) < 8 or head[4:] in (b"IDAT", b"IEND"):
+                    return None  # the text chunks come before the image data
+                size = int.from_bytes(head[:4], "big")
+                if head[4:] == b"tEXt" and size < 4096:
+                    key, _, value = f.read(size).partition(b"\0")
+                    if key.decode("latin-1") == RUN_KEY:
+                        return value.decode("latin-1")
+                    f.seek(4, os.SEEK_CUR)
+                else:
+                    f.seek(size + 4, os.SEEK_CUR)
+    except OSError:
+        return None

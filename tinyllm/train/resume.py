@@ -63,6 +63,10 @@ def read_resume(t) -> tuple:
                               f"check --out, or train without --resume to start a new run")
     tensors, meta = load_checkpoint(cfg.out)  # CheckpointError for missing / damaged
     check_meta(meta, cfg.out, resume=True)  # every entry of a hand-edited checkpoint.json, by type and range
+    if meta["step"] != meta["optim"]["step_count"]:  # they advance together: one of them was edited
+        raise CheckpointError(f"the checkpoint in {cfg.out!r} does not add up: its step {meta['step']} differs from "
+                              f"its optimizer's step_count {meta['optim']['step_count']} (was {INDEX} edited?); "
+                              f"restore the step, or start a new run in another --out")
     check_tokenizer(meta, t.tokenizer.to_dict())  # resuming with other data
     if meta["model"] != cfg.model:
         raise CheckpointError(f"the checkpoint in {cfg.out!r} holds a {meta['model']!r} model, the settings ask "
@@ -102,8 +106,8 @@ def restore(t, tensors: dict, meta: dict) -> None:
         raise CheckpointError(f"the checkpoint in {t.out!r} cannot be resumed: {e}; "
                               f"resume with the settings it was trained with, or start a new run") from None
     if t.step >= t.config.steps:
-        raise ConfigError(f"the checkpoint in {t.out!r} is already at step {t.step} of --steps "
-                          f"{t.config.steps}; pass a larger --steps to train on")
+        raise ConfigError(f"the checkpoint in {t.out!r} is already at step {t.step} of steps (--steps) "
+                          f"{t.config.steps}; give a larger steps (--steps) to train on")
 
 
 # -- a trained model ------------------------------------------------------------------------------

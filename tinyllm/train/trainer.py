@@ -43,11 +43,11 @@ from . import resume
 from .build import build_checked, make_optimizer
 from .checkpoint import OutputDirError, committed_file, new_run_id, prepare_output_dir, run_files, save_checkpoint
 from .config import TrainConfig
-from .guards import InterruptGuard, check_finite, oom_message, signal_name
+from .guards import InterruptGuard, check_finite, is_finite, oom_message, signal_name
 from .init_from import data_tokenizer, pretrained_model
 from .lock import RunLock
 from ..dist import collective_init, rank_device, rank_log
-from .log import RunLog, describe_backend
+from .log import RunLog, describe_backend, foreign_run_files
 from .resume import load_trained, model_from_meta  # noqa: F401  (re-exported: tinyllm.train.trainer.load_trained)
 
 MAX_CONSECUTIVE_SKIPS = 20  # with --skip-nonfinite: give up when the weights themselves went bad
@@ -87,11 +87,14 @@ class Trainer:
         # the split never depends on --seed; the tokenizer is the data's own, a BPE trained on it, or --init-from's
         self.dataset = ds = load_dataset(cfg.data, seed=0, lines=cfg.lines, tokenizer=data_tokenizer(cfg),
                                          raw_text=cfg.raw_text)
-        if cfg.data not in DATASETS:  # stored resolved: --resume works from any directory
-            self.config = cfg = cfg.replace(data=os.path.abspath(cfg.data))
+        self.lines_guessed = cfg.data not in DATASETS and cfg.lines is None
+        if cfg.data not in DATASETS:  # stored resolved (the path, and lines or not): --resume reads it as now
+            self.config = cfg = cfg.replace(data=os.path.abspath(cfg.data), lines=ds.lines is not None)
         self.tokenizer = ds.tokenizer
         self.data_info = {"spec": cfg.data, "lines": cfg.lines, "name": ds.name, "train_tokens": len(ds.train),
                           "val_tokens": len(ds.val), "fingerprint": _fingerprint(ds), **ds.info}
+        if cfg.resume and self.world.root:  # [dist] a live run there: say that, before ranks compare checkpoints
+            RunLock(cfg.out).check()
         ckpt = resume.read_resume(self) if cfg.resume else None
         self.model_name = cfg.model
         self.model = self._build_model(ckpt[1] if ckpt else None)
@@ -132,7 +135,8 @@ class Trainer:
             src = f"dataset {cfg.data!r}" if cfg.data in DATASETS else f"data file {cfg.data!r}"
             split = "training (90%)" if len(ds.train) <= len(ds.val) else "validation (10%)"
             raise DataError(f"{src} is too short for block_size {block}: its {split} split has {n} tokens and "
-                            f"needs at least block_size + 1 = {block + 1}; use a longer file or a smaller --block-size")
+                            f"needs at least block_size + 1 = {block + 1}; use a longer file or a smaller block_size "
+                            f"(--block-size)")
 
     def _check_fresh_out(self) -> None:
         """A new run never replaces or mixes with an earlier one unless asked (--overwrite)."""
@@ -141,6 +145,11 @@ class Trainer:
         if not found:
             return
         RunLock(cfg.out).check()  # a live run there: say that, not "holds a run"
+        foreign = foreign_run_files(cfg.out)
+        if foreign:  # a user's own file: never replaced, never written into
+            raise OutputDirError(f"{os.path.join(cfg.out, foreign[0])!r} was not written by a tinyllm run (it carries "
+                                 f"no run id) and a run writes its {foreign[0]} there; move that file, or point "
+                                 f"--out at another directory")
         if not cfg.overwrite:
             how = "pass --resume to continue it, another --out," if "checkpoint.json" in found else \
                 "pass another --out,"
@@ -166,8 +175,13 @@ class Trainer:
                 self._replaces = None
 
     def describe(self) -> str:
-        ds = self.dataset
-        cleaned = f" ({', '.join(ds.info['cleaned'])})" if ds.info.get("cleaned") else ""
+        ds, lines = self.dataset, self.config.lines
+        notes = list(ds.info.get("cleaned", []))
+        if self.config.data not in DATASETS:  # what --lines chose, and how to choose the other
+            how, other, flag = ("one example a line", "one text", "--no-lines") if lines else \
+                ("one text", "one example a line", "--lines")
+            notes.append(f"{how}, guessed: {flag} reads it as {other}" if self.lines_guessed else how)
+        cleaned = f" ({'; '.join(notes)})" if notes else ""
         return (f"device {describe_backend(self.backend)} | {self.model.describe()}: "
                 f"{self.model.num_parameters() / 1e6:.2f}M parameters | data {ds.name}{cleaned}: "
                 f"{len(ds.train):,} train / {len(ds.val):,} val tokens, vocab {self.tokenizer.vocab_size} | "
@@ -211,7 +225,7 @@ class Trainer:
             log.print(self.describe())
             if self.step > 0:
                 log.print(f"resuming from step {self.step}/{cfg.steps}")
-            log.record({"event": "start", "step": self.step, "device": self.backend.name,
+            log.record({"event": "start", "run_id": self.run_id, "step": self.step, "device": self.backend.name,
                         "describe": self.describe(), "config": cfg.to_dict()})
             try:
                 with self.parallel.guard(self, InterruptGuard) as guard:  # [dist] ranks stop together
@@ -249,6 +263,7 @@ class Trainer:
             self._eval_and_log(0.0, 0)
         self.model.train()
         mark, n = time.perf_counter(), 0  # steps since the last log line, timed from `mark`
+        self._read_clock = (mark, mark)  # (the loop's start, the last read): the step records' timing
         while self.step < end:
             with self._counting("step"), self.backend.activate():
                 lr = self._step()
@@ -264,6 +279,7 @@ class Trainer:
                 self._eval_and_log(busy / n, cfg.batch_size * self.block_size * n / busy, lr)
                 self.save()
                 mark, n = time.perf_counter(), 0
+                self._read_clock = (self._read_clock[0], mark)
             if guard.requested:
                 self._stop(guard.signum)
 
@@ -334,12 +350,25 @@ class Trainer:
                 self.log.warn(f"{e} -- update skipped ({self.skipped} so far)")
                 if self._consecutive >= MAX_CONSECUTIVE_SKIPS:
                     raise NonFiniteError(f"{self._consecutive} steps in a row were non-finite (last: step {step}); "
-                                         f"the weights themselves have diverged. Lower --lr and start again") from None
+                                         f"the weights themselves have diverged. Lower lr (--lr) and start "
+                                         f"again") from None
                 continue
             self._consecutive = 0
             self.losses.append(loss_v)
         if self.losses and self.losses[-1] is not None:
             self.log.show_loss(self.losses[-1])
+        self._record_step(vals[-2], vals[-1], len(vals) // 2)
+
+    def _record_step(self, loss: float, norm: float, n: int) -> None:
+        """log.jsonl's record of a read (every log_interval): the last step's loss, lr and gradient norm, the
+        tokens/s over the n steps since the last read, the seconds since the loop began."""
+        now = time.perf_counter()
+        start, last = self._read_clock
+        self._read_clock = (start, now)
+        tok_per_s = self.config.batch_size * self.block_size * n / max(now - last, 1e-9)
+        self.log.record({"event": "step", "step": self.step, "loss": loss if is_finite(loss) else None,
+                         "lr": self.schedule(self.step - 1), "grad_norm": norm if is_finite(norm) else None,
+                         "tok_per_s": round(tok_per_s), "elapsed": round(now - start, 3)})
 
     def _eval_and_log(self, sec_per_step: float, tok_per_s: float, lr: float | None = None) -> None:
         with self._counting("eval"):
@@ -354,7 +383,7 @@ class Trainer:
         self.log.eval_line(rec, self.config.steps)
 
     def _plot(self) -> bool:
-        return self.log.plot(self.losses, self.evals, title=self.model.describe())
+        return self.log.plot(self.losses, self.evals, title=self.model.describe(), run_id=self.run_id)
 
     def _print_samples(self) -> None:
         text_data = self.tokenizer.bos_id is None
