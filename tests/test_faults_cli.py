@@ -421,7 +421,7 @@ def test_cli_resume_with_other_data_refused(tmp_path, capsys):
     capsys.readouterr()
     assert train(out, "--steps", "4", "--resume", "--data", str(other)) == 2
     line = one_error_line(capsys.readouterr().err)
-    assert "checkpoint was trained with a char tokenizer of 27 tokens, the data gives" in line
+    assert "the data has characters its 27-token tokenizer lacks (" in line
     assert ckpt_snapshot(out) == before
 
 

@@ -265,11 +265,16 @@ def cmd_export(args) -> int:
     model, tok, meta = _load_run(args.out, "cpu")
     files = export_model(model, tok, args.dest)
     print(f"exported {args.out} (step {meta.get('step', '?')}) to {args.dest}: {', '.join(files)}")
-    if "tokenizer.json" not in files:
-        print(f"note: the run's {getattr(tok, 'kind', '?')} tokenizer has no Hugging Face form, so none was "
-              f"written; train with --tokenizer bpe to export one")
-    print(f"load it with transformers: GPT2LMHeadModel.from_pretrained({args.dest!r}), "
-          f"or: tinyllm sample --init-from {args.dest}")
+    if "tokenizer.json" in files:
+        print(f"load it with transformers: GPT2LMHeadModel.from_pretrained({args.dest!r}), "
+              f"or: tinyllm sample --init-from {args.dest}")
+        return EXIT_OK
+    # --init-from needs a tokenizer: for a char run, say what DEST is good for instead
+    print(f"note: the run's {getattr(tok, 'kind', '?')} tokenizer has no Hugging Face form, so none was written "
+          f"(train with --tokenizer bpe to export one); {args.dest} holds the model alone")
+    print(f"load it with transformers: GPT2LMHeadModel.from_pretrained({args.dest!r}), given the run's token ids "
+          f"(its tokenizer is in {os.path.join(args.out, 'checkpoint.json')}); sample it with: "
+          f"tinyllm sample --out {args.out}")
     return EXIT_OK
 
 

@@ -11,22 +11,27 @@ tensors go through safetensors' NumPy side (backends.io).
 
 An export is written into a temporary directory beside DEST and renamed into
 place, so DEST is either complete or absent; a DEST that already holds files is
-refused (nothing of it is touched).
+refused (nothing of it is touched). DEST gets the mode mkdir would give it (the
+umask's), or keeps the mode of the empty directory it replaces.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import secrets
 import shutil
-import tempfile
+import stat
 
 from backends import get_backend
 from backends.io import SafetensorsFormatError, decode_safetensors, encode_safetensors
 
 from .data.bpe import BPETokenizer, load_hf_tokenizer, write_tokenizer_files
+from .data.tokenizers import vocab_misfit
 from .models.gpt import GPT
-from .models.hf_gpt2 import HFFormatError, config_from_gpt2, gpt2_config, gpt2_tensors, load_gpt2_tensors
-from .errors import ExportError
+from .models.hf_gpt2 import (HFFormatError, config_from_gpt2, gpt2_config, gpt2_tensors, load_gpt2_tensors,
+                              match_gpt2_tensors)
+from .errors import EXIT_FAILED, ExportError
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 NEEDS = "config.json, model.safetensors, and tokenizer.json or vocab.json + merges.txt"
@@ -49,8 +54,10 @@ def export_model(model, tokenizer, dest: str) -> list:
     parent = os.path.dirname(os.path.abspath(dest))
     tmp = None
     try:
+        if os.path.lexists(parent) and not os.path.isdir(parent):  # makedirs would say "File exists"
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), parent)
         os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(dest))}.tmp-", dir=parent)
+        tmp = _new_dir(parent, os.path.basename(os.path.abspath(dest)))
         with open(os.path.join(tmp, CONFIG), "w", encoding="utf-8") as f:
             f.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
         with open(os.path.join(tmp, WEIGHTS), "wb") as f:
@@ -58,17 +65,51 @@ def export_model(model, tokenizer, dest: str) -> list:
         files = [CONFIG, WEIGHTS]
         if bpe:
             files += write_tokenizer_files(tokenizer, tmp, model.config.block_size)
-        if os.path.isdir(dest):
+        if os.path.isdir(dest):  # the user's empty directory: ours takes its place and its mode
+            os.chmod(tmp, stat.S_IMODE(os.stat(dest).st_mode))
             os.rmdir(dest)  # empty (checked above); rmdir refuses if a file appeared since
         os.rename(tmp, dest)
         tmp = None
         return files
     except OSError as e:
-        raise ExportError(f"cannot write the export to {dest!r}: {e.strerror or e}; "
-                          f"free some space or choose another destination") from None
+        raise _write_error(dest, e) from None
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _new_dir(parent: str, base: str) -> str:
+    """A new empty directory beside the destination, made as mkdir makes one (mode 0777 less the umask;
+    tempfile.mkdtemp's 0700 would stay on the export)."""
+    while True:
+        path = os.path.join(parent, f".{base}.tmp-{secrets.token_hex(4)}")
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            continue
+
+
+# errno -> (what went wrong, what to do) for an export that cannot be written
+_WRITE_ERRORS = {
+    errno.ENOSPC: ("the disk is full", "free some space or choose another destination"),
+    errno.EDQUOT: ("the disk quota is exceeded", "free some space or choose another destination"),
+    errno.ENOENT: ("a directory on its path is missing", "create it first, or choose another destination"),
+    errno.ENOTDIR: ("a part of its path is a file, not a directory", "choose another destination"),
+    errno.EROFS: ("the file system is read-only", "choose a destination on a writable file system"),
+    errno.EACCES: ("permission denied", "choose a destination you can write to"),
+    errno.EPERM: ("permission denied", "choose a destination you can write to"),
+}
+
+
+def _write_error(dest: str, e: OSError) -> ExportError:
+    """One line naming what actually went wrong; exit 3 when the disk failed the export (full, an I/O
+    error), 2 when the destination is the problem."""
+    why, fix = _WRITE_ERRORS.get(e.errno, (e.strerror or str(e), "choose another destination"))
+    err = ExportError(f"cannot write the export to {dest!r}: {why}; {fix}")
+    if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+        err.exit_code = EXIT_FAILED  # nothing wrong with what was asked: the run failed, as out of memory does
+    return err
 
 
 def _check_dest(dest: str) -> None:
@@ -118,15 +159,32 @@ def read_weights(path: str) -> dict:
 
 
 def load_pretrained_model(path: str, device="cpu", block_size: int | None = None,
-                          dropout: float | None = None) -> GPT:
-    """A GPT with the weights of the GPT-2 directory path (block_size crops the context, dropout overrides)."""
+                          dropout: float | None = None, training: bool = False) -> GPT:
+    """A GPT with the weights of the GPT-2 directory path (block_size crops the context, dropout overrides).
+
+    Before anything is allocated, the sizes in config.json are held against the memory (OutOfMemory,
+    exit 3: training=True counts gradients and optimizer state too) and the file against config.json."""
+    from .train.build import build_checked, check_fits
+
     raw, cfg = read_gpt2_config(path, block_size, dropout)
+    backend = get_backend(device) if isinstance(device, str) else device
+    f = os.path.join(path, WEIGHTS)
+    fix = f"check n_layer, n_embd and vocab_size in {os.path.join(path, CONFIG)}"
+    check_fits("gpt", cfg, backend, training, file_bytes=_file_size(f), fix=fix)
     tensors = read_weights(path)
-    model = GPT(cfg, device=get_backend(device) if isinstance(device, str) else device)
     n_pos = raw.get("n_positions", raw.get("n_ctx", 1024))
-    load_gpt2_tensors(model, tensors, os.path.join(path, WEIGHTS), n_positions=n_pos)
+    match_gpt2_tensors(cfg, tensors, f, n_positions=n_pos)  # names and shapes, before the model is built
+    model = build_checked("gpt", cfg, backend, training=training, fix=fix)
+    load_gpt2_tensors(model, tensors, f, n_positions=n_pos)
     model.eval()
     return model
+
+
+def _file_size(f: str) -> int:
+    try:
+        return os.path.getsize(f)
+    except OSError:
+        return 0  # read_weights says what is wrong with it
 
 
 def read_gpt2_config(path: str, block_size: int | None = None, dropout: float | None = None) -> tuple:
@@ -136,14 +194,15 @@ def read_gpt2_config(path: str, block_size: int | None = None, dropout: float | 
 
 
 def load_pretrained_tokenizer(path: str, vocab_size: int | None = None, bos: bool = False) -> BPETokenizer:
-    """The directory's tokenizer, checked against the model's vocabulary (config.json's when None)."""
+    """The directory's tokenizer, checked against the model's vocabulary (config.json's when None) by the
+    rule a checkpoint is held to too (vocab_misfit): every id it gives is below vocab_size."""
     if vocab_size is None:
         vocab_size = read_gpt2_config(path)[1].vocab_size
     _check_dir(path)
     tok = load_hf_tokenizer(path, bos=bos)
-    if tok.vocab_size > vocab_size:
-        raise HFFormatError(f"the tokenizer in {path} has {tok.vocab_size} tokens, more than the model's "
-                            f"vocab_size {vocab_size} in {CONFIG}; the files come from different models")
+    misfit = vocab_misfit(tok, vocab_size)
+    if misfit:
+        raise HFFormatError(f"the tokenizer in {path} {misfit} in {CONFIG}; the files come from different models")
     return tok
 
 

@@ -14,7 +14,7 @@ from importlib import resources
 
 from ..memory import human_bytes, shortfall
 from .files import path_problem, read_regular_file
-from .tokenizers import CharTokenizer, WordTokenizer, compact_ids
+from .tokenizers import CharTokenizer, WordTokenizer, compact_ids, ids_needed
 from ..errors import DataError
 
 
@@ -148,7 +148,7 @@ def line_dataset(name: str, lines: list, seed: int = 0, word: bool = False, make
     else:
         text = "\n".join(lines)
         tok = WordTokenizer.from_text(text) if word else CharTokenizer.from_text(text, bos=True)
-    V = tok.vocab_size
+    V = ids_needed(tok)  # the id array's type holds the largest id
     return Dataset(name, tok, compact_ids(_stream(tok, tr), V), compact_ids(_stream(tok, va), V), lines=lines,
                    train_lines=tr, val_lines=va)
 
@@ -161,7 +161,7 @@ def text_dataset(name: str, text: str, make_tokenizer=None) -> Dataset:
     if make_tokenizer is not None:
         n = int(0.9 * len(text))
         tok = make_tokenizer([text[:n]], False)
-        V = tok.vocab_size
+        V = ids_needed(tok)
         return Dataset(name, tok, compact_ids(tok.encode(text[:n]), V), compact_ids(tok.encode(text[n:]), V),
                        info={"val_chars": len(text) - n})
     tok = CharTokenizer.from_text(text)

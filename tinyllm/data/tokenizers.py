@@ -134,6 +134,27 @@ class WordTokenizer:
         return isinstance(other, WordTokenizer) and other.to_dict() == self.to_dict()
 
 
+def ids_needed(tokenizer) -> int:
+    """One more than the largest id the tokenizer gives: the smallest model vocabulary it fits. A
+    Hugging Face tokenizer's ids may have gaps (a hand-edited tokenizer.json), so they are read, not counted."""
+    tk = getattr(tokenizer, "tk", None)
+    if tk is not None:
+        return max(tk.get_vocab(with_added_tokens=True).values(), default=-1) + 1
+    return tokenizer.vocab_size
+
+
+def vocab_misfit(tokenizer, vocab_size: int) -> str | None:
+    """The one rule for a tokenizer and a model: every id it gives is below the model's vocab_size; a larger
+    vocabulary is fine (GPT-2 pads its 50,257 tokens to 50,304). None when it fits, else what does not fit:
+    'has N tokens, more than the model's vocab_size V' (callers say whose)."""
+    need = ids_needed(tokenizer)
+    if need <= vocab_size:
+        return None
+    if need == tokenizer.vocab_size:
+        return f"has {need} tokens, more than the model's vocab_size {vocab_size}"
+    return f"has token id {need - 1}, outside the model's vocab_size {vocab_size} (ids 0..{vocab_size - 1})"
+
+
 def tokenizer_from_dict(d: dict):
     if isinstance(d, dict) and d.get("type") == "bpe":
         from .bpe import BPETokenizer

@@ -36,6 +36,13 @@ def parameter_count(name: str, c) -> int:
     return c.vocab_size * c.vocab_size
 
 
+def parameter_range(name: str, c) -> tuple:
+    """(least, most) parameters model `name` with config c can have: a GPT's biases and norm gains
+    (13 per block and width, 2 for the final norm) may be absent; the other models' counts are exact."""
+    most = parameter_count(name, c)
+    return (most - 13 * c.n_layer * c.n_embd - 2 * c.n_embd if name == "gpt" else most), most
+
+
 def build_model(name: str, config=None, device=None, seed: int = 0, **fields):
     """build_model("gpt", vocab_size=65, n_layer=4) or build_model("gpt", GPTConfig(...))."""
     if config is None:
@@ -44,4 +51,4 @@ def build_model(name: str, config=None, device=None, seed: int = 0, **fields):
 
 
 __all__ = ["GPT", "GPTConfig", "CharMLP", "MLPConfig", "BigramLM", "BigramConfig", "BigramCounts",
-           "MODELS", "build_model", "config_for", "parameter_count"]
+           "MODELS", "build_model", "config_for", "parameter_count", "parameter_range"]

@@ -183,11 +183,26 @@ def config_from_gpt2(d: dict, where: str = "config.json", block_size: int | None
         raise HFFormatError(f"{where}: {e}") from None
 
 
-def load_gpt2_tensors(model: GPT, tensors: dict, where: str = "model.safetensors",
-                      n_positions: int | None = None) -> None:
-    """Copy a GPT-2 state dict (host arrays) into model. n_positions: the file's position table length
-    when the model's block_size crops it. HFFormatError names a missing, extra or mis-shaped tensor."""
-    c = model.config
+def _file_layers(names) -> set:
+    """The block numbers i of the names "[transformer.]h.{i}.*" in a GPT-2 file."""
+    out = set()
+    for k in names:
+        parts = k.removeprefix("transformer.").split(".")
+        if len(parts) > 2 and parts[0] == "h" and parts[1].isdigit():
+            out.add(int(parts[1]))
+    return out
+
+
+def match_gpt2_tensors(c: GPTConfig, tensors: dict, where: str = "model.safetensors",
+                       n_positions: int | None = None) -> list:
+    """[(Entry, host array)] of a GPT-2 state dict for config c, checked without building a model: a missing,
+    extra or mis-shaped tensor is one HFFormatError. n_positions: the file's position table length when
+    c.block_size crops it. The file's block count is compared first, so a config.json whose n_layer is
+    far from the file's costs no table of n_layer entries."""
+    layers = _file_layers(k for k in tensors if not k.endswith(BUFFERS))
+    if len(layers) != c.n_layer:
+        raise HFFormatError(f"{where} holds {len(layers)} blocks (h.0, h.1, ...), config.json says n_layer "
+                            f"{c.n_layer}; the files come from different models")
     entries = layout(c)
     names = {}  # our key in the file -> the name found there
     for k in tensors:
@@ -210,21 +225,37 @@ def load_gpt2_tensors(model: GPT, tensors: dict, where: str = "model.safetensors
         raise HFFormatError(f"{where} has tensor {names[extra[0]]!r} that a GPT-2 LM does not"
                             + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
                             + "; give a GPT2LMHeadModel checkpoint")
-    be = model.backend
-    xp = be.xp
-    state = {}
+    out = []
     for e in entries:
         a = tensors[names[e.hf]]
-        shape = e.shape
-        if e.ours == "wpe.weight" and n_positions is not None:
-            shape = (n_positions, shape[1])
+        shape = (n_positions, e.shape[1]) if e.ours == "wpe.weight" and n_positions is not None else e.shape
         if tuple(a.shape) != shape:
             raise HFFormatError(f"{where}: tensor {names[e.hf]!r} has shape {tuple(a.shape)}, config.json "
                                 f"implies {shape}")
+        out.append((e, a))
+    return out
+
+
+def load_gpt2_tensors(model: GPT, tensors: dict, where: str = "model.safetensors",
+                      n_positions: int | None = None) -> None:
+    """Copy a GPT-2 state dict (host arrays) into model. n_positions: the file's position table length
+    when the model's block_size crops it. HFFormatError names a missing, extra or mis-shaped tensor, or
+    one holding nan or inf (such weights would only ever sample one token)."""
+    c = model.config
+    be = model.backend
+    xp = be.xp
+    state = {}  # GPT-2's name -> (our name, device array)
+    for e, a in match_gpt2_tensors(c, tensors, where, n_positions):
         d = be.from_host(a, "float32")
         if e.transpose:
             d = xp.permute_dims(d, (1, 0))
         if e.ours == "wpe.weight":
             d = d[:c.block_size, :]  # (T, C): a shorter context keeps the first positions
-        state[e.ours] = d
-    model.load_state_dict(state)
+        state[e.hf] = (e.ours, d)
+    finite = be.to_host(xp.stack([xp.all(xp.isfinite(d)) for _, d in state.values()])).tolist()  # one read
+    bad = [k for k, ok in zip(state, finite) if not ok]
+    if bad:
+        raise HFFormatError(f"{where}: tensor {bad[0]!r} holds nan or inf" + (f" (and {len(bad) - 1} more)"
+                                                                           if len(bad) > 1 else "")
+                            + "; these weights are damaged: save them again from a good copy")
+    model.load_state_dict(dict(state.values()))

@@ -283,9 +283,15 @@ def _read_index(path: str) -> dict:
     return index
 
 
+def read_index(out_dir: str) -> dict:
+    """The last committed checkpoint.json, validated: "meta", "tensors" ({name: {dtype, shape}}) and the
+    tensor file's "size", for checks made before the tensor file is read."""
+    return _read_index(_index_path(out_dir))
+
+
 def read_meta(out_dir: str) -> dict:
     """The meta of the last committed checkpoint, from checkpoint.json alone (the tensor file is not read)."""
-    return _read_index(_index_path(out_dir))["meta"]
+    return read_index(out_dir)["meta"]
 
 
 def load_checkpoint(out_dir: str) -> tuple:

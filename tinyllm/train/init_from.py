@@ -6,16 +6,28 @@
 The Trainer asks data_tokenizer(cfg) for the tokenizer maker it passes to
 load_dataset (None: the data's own character / word tokenizer), and
 pretrained_model(cfg, backend) for the first weights of a fresh --init-from run.
-A resumed run rebuilds the same tokenizer (BPE training is deterministic; an
---init-from directory is read again) and the checkpoint check confirms it.
+A resumed BPE or --init-from run uses the tokenizer stored in its checkpoint: the
+model was trained with it, whatever the data file or the directory holds now
+(a character tokenizer is the data's characters, and the checkpoint check
+compares them).
 """
 from __future__ import annotations
 
+from ..data import TokenizerError, tokenizer_from_dict
 from ..data.bpe import DEFAULT_VOCAB, train_bpe
+from ..errors import CheckpointError, ConfigError
+from .checkpoint import read_meta
 
 
 def data_tokenizer(cfg):
-    """None, or (texts of the training split, lines: bool) -> tokenizer, for load_dataset."""
+    """None, or (texts of the training split, lines: bool) -> tokenizer, for load_dataset. Settings that ask
+    for another tokenizer than a resumed run's make that one, and the checkpoint check refuses it."""
+    if cfg.init_from and "tokenizer" in getattr(cfg, "given", ()):
+        raise ConfigError(f"--init-from brings its own tokenizer (the one in {cfg.init_from}), so --tokenizer "
+                          f"{cfg.tokenizer} would be ignored; drop --tokenizer")
+    stored = _stored_bpe(cfg) if cfg.resume else None
+    if stored is not None and (cfg.init_from or cfg.tokenizer == "bpe" and cfg.vocab_size in (None, stored.vocab_size)):
+        return lambda texts, lines: stored.with_bos(lines)
     if cfg.init_from:
         from ..hf_dir import load_pretrained_tokenizer
 
@@ -27,8 +39,24 @@ def data_tokenizer(cfg):
     return None
 
 
+def _stored_bpe(cfg):
+    """The BPE tokenizer in the checkpoint a run resumes; None when it has none (a character run) or it cannot
+    be read: then the tokenizer is made as for a new run, and the checkpoint check says what is wrong."""
+    try:
+        saved = read_meta(cfg.out).get("tokenizer")
+    except CheckpointError:
+        return None
+    if not isinstance(saved, dict) or saved.get("type") != "bpe":
+        return None
+    try:
+        return tokenizer_from_dict(saved)
+    except TokenizerError:
+        return None
+
+
 def pretrained_model(cfg, backend):
-    """The GPT of cfg.init_from on backend (--block-size crops its context, --dropout overrides)."""
+    """The GPT of cfg.init_from on backend (--block-size crops its context, --dropout overrides), held against
+    the memory training it takes before anything is allocated."""
     from ..hf_dir import load_pretrained_model
 
-    return load_pretrained_model(cfg.init_from, backend, cfg.block_size, cfg.dropout)
+    return load_pretrained_model(cfg.init_from, backend, cfg.block_size, cfg.dropout, training=True)

@@ -19,10 +19,11 @@ import os
 from backends import get_backend
 
 from ..data import TokenizerError, tokenizer_from_dict
+from ..data.tokenizers import vocab_misfit
 from ..errors import CheckpointError, ConfigError
-from ..models import config_for
 from .build import build_checked
-from .checkpoint import DAMAGED_FIX, INDEX, committed_file, has_checkpoint, load_checkpoint
+from .checkpoint import DAMAGED_FIX, INDEX, committed_file, has_checkpoint, load_checkpoint, read_index
+from .checkpoint_fit import check_loadable, model_config, tokenizer_difference
 from .config import SIZE_FIELDS
 
 
@@ -61,6 +62,7 @@ def read_resume(t) -> tuple:
     if not has_checkpoint(cfg.out) and not os.path.isdir(cfg.out):
         raise CheckpointError(f"cannot resume: output directory {cfg.out!r} does not exist; "
                               f"check --out, or train without --resume to start a new run")
+    check_before_reading(cfg.out, t.backend, resume=True)  # a model too large is refused before its file is read
     tensors, meta = load_checkpoint(cfg.out)  # CheckpointError for missing / damaged
     check_meta(meta, cfg.out, resume=True)  # every entry of a hand-edited checkpoint.json, by type and range
     if meta["step"] != meta["optim"]["step_count"]:  # they advance together: one of them was edited
@@ -81,8 +83,27 @@ def read_resume(t) -> tuple:
     if fp is not None and fp != t.data_info["fingerprint"]:
         t.log.warn("the data differs from the data the checkpoint was trained on (same tokenizer); "
                    "resuming, but this is not an exact continuation")
+    _note_changed_init_from(t, meta["tokenizer"])
     t.run_id = committed_file(cfg.out)[0] or t.run_id  # continue writing as that run
     return tensors, meta
+
+
+def _note_changed_init_from(t, saved: dict) -> None:
+    """A resumed --init-from run goes on with the tokenizer stored in its checkpoint (init_from.data_tokenizer);
+    one warning line when the directory now holds another, saying what differs."""
+    path = t.config.init_from
+    if not path or not os.path.isdir(path):
+        return
+    from ..data.bpe import load_hf_tokenizer
+
+    try:
+        now = load_hf_tokenizer(path, bos=bool(saved.get("bos"))).to_dict()
+    except TokenizerError:
+        now = None
+    if now != saved:
+        why = tokenizer_difference(saved, now, f"{path} holds") if now else f"{path} holds no readable one now"
+        t.log.warn(f"the tokenizer in --init-from {path} is not the one this run was trained with ({why}); "
+                   f"resuming with the run's own tokenizer, stored in its checkpoint")
 
 
 def restore(t, tensors: dict, meta: dict) -> None:
@@ -112,23 +133,33 @@ def restore(t, tensors: dict, meta: dict) -> None:
 
 # -- a trained model ------------------------------------------------------------------------------
 
-def model_from_meta(meta: dict, device, out_dir: str | None = None):
-    """The (untrained) model a checkpoint's meta describes, on `device`."""
-    try:
-        name, fields = meta["model"], dict(meta["config"])
-        return build_checked(name, config_for(name, **fields), device)
-    except (KeyError, TypeError, ValueError) as e:
-        where = f" in {out_dir!r}" if out_dir is not None else ""
-        raise CheckpointError(f"checkpoint{where}: its model description is unusable ({e}); "
-                              f"train a new one (tinyllm train --out DIR)") from None
+def model_from_meta(meta: dict, device, out_dir: str | None = None, training: bool = True):
+    """The (untrained) model a checkpoint's meta describes, on `device` (refused when it cannot fit the memory
+    training it, or with training=False loading it, takes)."""
+    return build_checked(meta["model"], model_config(meta, out_dir), device, training=training,
+                         fix=None if training else "load it on a machine with more memory")
+
+
+def check_before_reading(out_dir: str, backend, resume: bool) -> dict:
+    """checkpoint.json's meta, checked (check_meta) and held against its tensor list and the memory
+    (check_loadable) before the tensor file is read or a model built."""
+    index = read_index(out_dir)
+    check_meta(index["meta"], out_dir, resume)
+    shapes = {n: v["shape"] for n, v in index["tensors"].items()}
+    check_loadable(index["meta"], shapes, 0 if resume else index["size"], out_dir, backend, training=resume)
+    return index["meta"]
 
 
 def load_trained(out_dir: str, device="auto"):
     """(model, tokenizer, meta) from the checkpoint in out_dir, on any device
     (a checkpoint trained on a GPU loads on the CPU and the other way round)."""
+    backend = get_backend(device)
+    checked = check_before_reading(out_dir, backend, resume=False)
     tensors, meta = load_checkpoint(out_dir)
     tokenizer = check_meta(meta, out_dir, resume=False)  # the tokenizer too, and that it fits the model
-    model = model_from_meta(meta, get_backend(device), out_dir)
+    if meta != checked:  # a run committed a newer checkpoint meanwhile
+        check_loadable(meta, {n: a.shape for n, a in tensors.items()}, 0, out_dir, backend, training=False)
+    model = model_from_meta(meta, backend, out_dir, training=False)
     load_weights(model, tensors)
     model.eval()
     return model, tokenizer, meta
@@ -161,24 +192,15 @@ def check_tensors(tensors: dict, expected: dict, what: str = "the model") -> Non
                                   f"expected {want}; {fix}")
 
 
-def _tok_summary(d) -> str:
-    if not isinstance(d, dict):
-        return "an unreadable tokenizer"
-    toks = d.get("tokens")
-    bos = d.get("type") == "word" or bool(d.get("bos"))  # <bos> counts: the number is the vocab size
-    n = len(toks) + bos if isinstance(toks, list) else d.get("vocab_size", "?")  # bpe: no token list
-    return f"a {d.get('type', '?')} tokenizer of {n} tokens"
-
-
 def check_tokenizer(meta: dict, tokenizer_dict: dict) -> None:
     """Refuse a checkpoint whose tokenizer differs from the one the data gives."""
     saved = meta.get("tokenizer") if isinstance(meta, dict) else None
     if saved is None:
         raise CheckpointError("checkpoint records no tokenizer; it cannot be matched to the data: start a new run")
     if saved != tokenizer_dict:
-        raise CheckpointError(f"checkpoint was trained with {_tok_summary(saved)}, the data gives "
-                              f"{_tok_summary(tokenizer_dict)}: resume with the same --data, or start a new "
-                              f"run in another --out")
+        raise CheckpointError(f"the checkpoint does not fit these settings and data: "
+                              f"{tokenizer_difference(saved, tokenizer_dict)}; resume with the data and settings "
+                              f"it was trained with, or start a new run in another --out")
 
 
 def _count(v) -> bool:
@@ -228,8 +250,8 @@ def check_meta(meta: dict, out_dir: str, resume: bool):
         tokenizer = tokenizer_from_dict(meta["tokenizer"])
     except TokenizerError as e:
         raise CheckpointError(f"{damaged}: its tokenizer is unusable ({e}); {DAMAGED_FIX}") from None
-    vocab = tokenizer.vocab_size
-    if vocab != meta["config"].get("vocab_size", vocab):
-        raise CheckpointError(f"{damaged}: its tokenizer has {vocab} tokens, its model {meta['config']['vocab_size']} "
-                              f"(was {INDEX} edited?); {DAMAGED_FIX}")
+    model_vocab = meta["config"].get("vocab_size")
+    misfit = vocab_misfit(tokenizer, model_vocab) if type(model_vocab) is int else None  # other types: model_config
+    if misfit:  # the rule --init-from holds a GPT-2 directory to: a padded vocabulary (50,304 > 50,257) loads
+        raise CheckpointError(f"{damaged}: its tokenizer {misfit} (was {INDEX} edited?); {DAMAGED_FIX}")
     return tokenizer
