@@ -24,7 +24,9 @@ def _parse(spec: str) -> tuple[str, int]:
 def _cuda_status(index: int, run_probe: bool = True) -> tuple:
     """(problem or None, CUDA device count or None); run_probe=False: no test run on the device."""
     try:
-        import cupy
+        from .cuda.backend import cupy_modules
+
+        cupy, _ = cupy_modules()  # the simulated CuPy where TINYLLM_CUDA_SIM asks for it
     except ImportError:
         from .cuda import INSTALL
 

@@ -9,154 +9,36 @@ arrays of another device than the current one. Two Trainers, on cuda:1 and
 cuda:0, train in turns, evaluate, save, resume and sample: any allocation or
 kernel launch outside its backend's device fails the test.
 """
-import types
-
-import array_api_compat.numpy as np_xp
 import numpy as np
 import pytest
 
 from backends import select
-from backends.cuda import CUDABackend
+from backends.cuda import CUDABackend, sim
+from backends.cuda.sim import CrossDeviceError
 from tinyllm import Tensor, Trainer, TrainConfig
 from tinyllm import ops as F
 from tinyllm.random import RandomStream
 from tinyllm.sample import generate_batch
 
-_current = [0]  # the simulated per-thread current device
-_allocated: dict = {}  # device id -> arrays allocated there
+_allocated = sim.ALLOCATED
 
 
-class Device:
-    def __init__(self, i: int = 0):
-        self.id = int(i)
-        self._stack = []
-
-    def __enter__(self):
-        self._stack.append(_current[0])
-        _current[0] = self.id
-        return self
-
-    def __exit__(self, *exc):
-        _current[0] = self._stack.pop()
-
-    def synchronize(self):
-        pass
-
-    def __eq__(self, other):
-        return isinstance(other, Device) and other.id == self.id
-
-
-class CrossDeviceError(ValueError):
-    pass
-
-
-def _check(objs) -> None:
-    for a in objs:
-        if isinstance(a, DevArray) and a.dev != _current[0]:
-            raise CrossDeviceError(f"Array device must be same as the current device: array device = {a.dev} "
-                                   f"while current = {_current[0]}")
-
-
-def _flat(args):
-    for a in args:
-        if isinstance(a, (list, tuple)):
-            yield from _flat(a)
-        else:
-            yield a
-
-
-def _plain(x):
-    if isinstance(x, DevArray):
-        return x.view(np.ndarray)
-    if isinstance(x, (list, tuple)):
-        return type(x)(_plain(v) for v in x)
-    return x
-
-
-def _wrap(r):
-    """A new array is allocated on the current device."""
-    if isinstance(r, DevArray):
-        return r
-    if isinstance(r, (np.ndarray, np.generic)):
-        a = np.asarray(r).view(DevArray)
-        a.dev = _current[0]
-        _allocated.setdefault(a.dev, 0)
-        _allocated[a.dev] += 1
-        return a
-    if isinstance(r, tuple):
-        return tuple(_wrap(v) for v in r)
-    return r
-
-
-class DevArray(np.ndarray):
-    """A NumPy array that lives on a simulated device."""
-
-    def __array_finalize__(self, obj):
-        self.dev = getattr(obj, "dev", _current[0])  # views keep their base's device
-
-    @property
-    def device(self):
-        return Device(self.dev)
-
-    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kw):
-        _check(list(inputs) + list(out or ()))
-        if out:
-            kw["out"] = tuple(_plain(o) for o in out)
-        r = getattr(ufunc, method)(*_plain(inputs), **kw)
-        return out[0] if out and len(out) == 1 else _wrap(r)
-
-    def __array_function__(self, func, types, args, kwargs):
-        _check(_flat(list(args) + list(kwargs.values())))
-        return _wrap(func(*_plain(args), **{k: _plain(v) for k, v in kwargs.items()}))
-
-    def __getitem__(self, key):
-        if not _basic(key):  # a gather is a kernel; a slice is a view
-            _check([self, *_flat([key])])
-        return super().__getitem__(_plain(key))
-
-    def __setitem__(self, key, value):
-        _check([self, value, *_flat([key])])  # a copy kernel
-        super().__setitem__(_plain(key), _plain(value))
-
-
-def _basic(key) -> bool:
-    return all(k is None or k is Ellipsis or isinstance(k, (int, slice)) for k in (key if isinstance(key, tuple) else (key,)))
-
-
-class SimNamespace:
-    """array-api-compat's NumPy namespace, allocating on the current device."""
-
-    def __getattr__(self, name):
-        v = getattr(np_xp, name)
-        if callable(v) and not isinstance(v, type):
-            fn = v
-
-            def v(*a, **k):
-                _check(_flat(list(a) + list(k.values())))
-                return _wrap(fn(*a, **{kk: (None if kk == "device" else vv) for kk, vv in k.items()}))
-        return v
-
-
-def _asarray(a):
-    return _wrap(np.array(a, copy=True))
-
-
-SIM_CUPY = types.SimpleNamespace(cuda=types.SimpleNamespace(Device=Device), ndarray=DevArray, asarray=_asarray,
-                                 asnumpy=lambda x: np.array(_plain(x), copy=True))
+def _current():
+    return sim.current()
 
 
 @pytest.fixture
 def two_gpus(isolated_backends):
-    bs = [select.register(CUDABackend(i, cupy=SIM_CUPY, xp=SimNamespace())) for i in (0, 1)]
-    _current[0] = 0
-    _allocated.clear()
+    sim.reset()
+    sim.Device(0).use()
+    bs = [select.register(CUDABackend(i, cupy=sim.cupy, xp=sim.namespace)) for i in (0, 1)]
     return bs
 
 
 def test_the_simulation_refuses_a_kernel_on_the_wrong_device(two_gpus):
     b0, b1 = two_gpus
     a1 = b1.from_host([1.0, 2.0])
-    assert a1.dev == 1 and _current[0] == 0  # made on cuda:1, and the current device is back to 0
+    assert a1.dev == 1 and _current() == 0  # made on cuda:1, and the current device is back to 0
     with pytest.raises(CrossDeviceError):
         a1 + 1.0  # outside cuda:1's context: the kernel would launch on cuda:0
     with b1.activate():
@@ -166,7 +48,7 @@ def test_the_simulation_refuses_a_kernel_on_the_wrong_device(two_gpus):
     x = Tensor(b1.from_host([[0.5, -1.0], [2.0, 0.1]]), device=b1, requires_grad=True)
     y = (F.gelu(x @ x) * 2.0 + F.dropout(x, 0.5, RandomStream(1))).sum()
     y.backward()
-    assert y.data.dev == 1 and x.grad.dev == 1 and _current[0] == 0
+    assert y.data.dev == 1 and x.grad.dev == 1 and _current() == 0
 
 
 TINY = dict(n_layer=1, n_head=2, n_embd=16, block_size=8, batch_size=4, eval_iters=2, samples=0, dropout=0.1,
@@ -187,7 +69,7 @@ def test_cuda0_and_cuda1_train_in_turns_without_crossing(two_gpus, tmp_path):
     assert _allocated.get(1, 0) > 100 and _allocated.get(0, 0) > 100
     rows = generate_batch(t1.model, [0, 1, 2], 12, num_samples=2, temperature=1.0, top_p=0.9, seed=3)
     assert [len(r) for r in rows] == [12, 12]
-    assert _current[0] == 0
+    assert _current() == 0
     # the same run on the CPU: the CUDA path computes the same losses (its standard ops, no fused kernels)
     cpu = Trainer(TrainConfig(out=str(tmp_path / "cpu"), device="cpu", **TINY), verbose=False).fit()
     np.testing.assert_allclose(t1.losses, cpu.losses, rtol=1e-5)

@@ -13,9 +13,35 @@ cross.
 from __future__ import annotations
 
 import functools
+import threading
 import types
 
 from ..base import Backend, sorted_segment_add
+from .fused import CudaFused
+
+
+class OnDevice:
+    """`with` this: the device is current inside. Entered only when another device is current (one
+    cudaGetDevice to know), so a process that works on one GPU, made current once, pays no context
+    switch per call; and CuPy's Device.__exit__, which resets the device it found even to GPU 0 on a
+    fresh thread, never runs for it."""
+
+    def __init__(self, device, runtime):
+        self.device, self.id, self._runtime = device, device.id, runtime
+        self._entered = threading.local()
+
+    def __enter__(self):
+        stack = self._entered.__dict__.setdefault("stack", [])
+        if self._runtime.getDevice() == self.id:
+            stack.append(False)
+        else:
+            self.device.__enter__()
+            stack.append(True)
+        return self.device
+
+    def __exit__(self, *exc):
+        if self._entered.stack.pop():
+            self.device.__exit__(*exc)
 
 
 class DeviceNamespace:
@@ -49,28 +75,34 @@ class CUDABackend(Backend):
     has_context = True
 
     def __init__(self, index: int = 0, cupy=None, xp=None):
-        """cupy / xp: the modules to use (tests pass a simulated pair; by default the real ones)."""
+        """cupy / xp: the modules to use (the simulated pair of backends/cuda/sim.py, or the real ones)."""
         if cupy is None:
-            import cupy
-        if xp is None:
+            cupy, xp = cupy_modules()
+        elif xp is None:
             import array_api_compat.cupy as xp
         self._cp = cupy
         dev = cupy.cuda.Device(index)
-        super().__init__(f"cuda:{index}", DeviceNamespace(xp, dev), device=dev)
+        self._on = OnDevice(dev, cupy.cuda.runtime)
+        super().__init__(f"cuda:{index}", DeviceNamespace(xp, self._on), device=dev)
+        from ..env import flag
+
+        self.fast = None if flag("TINYLLM_NO_CUDA_KERNELS") else CudaFused(cupy)
+        if self.fast is None:
+            self.philox_words = None  # random.py then makes the words in array ops
 
     def activate(self):
-        return self.device
+        return self._on
 
     def _from_numpy(self, a):
-        with self.device:
+        with self._on:
             return self._cp.asarray(a)
 
     def _to_numpy(self, x):
-        with self.device:
+        with self._on:
             return self._cp.asnumpy(x)
 
     def _synchronize(self) -> None:
-        with self.device:
+        with self._on:
             self.device.synchronize()
 
     def is_array(self, x) -> bool:
@@ -78,5 +110,22 @@ class CUDABackend(Backend):
 
     def scatter_add(self, target, indices, values):
         """Deterministic (cupyx.scatter_add adds floats with atomics: the last bits vary run to run)."""
-        with self.device:
+        with self._on:
             return sorted_segment_add(self.xp, target, indices, values)
+
+    def philox_words(self, n: int, seed: int, site: int, step: int):
+        """tinyllm.random's words in one kernel (the same bits)."""
+        with self._on:
+            return self.fast.philox_words(self.xp, n, seed, site, step)
+
+
+def cupy_modules():
+    """(cupy, its array namespace): the simulated pair when TINYLLM_CUDA_SIM is set, else the real ones."""
+    from . import sim
+
+    if sim.devices_asked():
+        return sim.cupy, sim.namespace
+    import array_api_compat.cupy as xp
+    import cupy
+
+    return cupy, xp

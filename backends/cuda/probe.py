@@ -50,7 +50,7 @@ def diagnose(cupy, index: int, run_probe: bool = True) -> tuple:
     runtime call fails; a missing library fails only when first used (NVRTC at
     the first elementwise kernel, cuBLAS at the first matmul).
     """
-    libs = missing_libraries()
+    libs = [] if getattr(cupy, "simulated", False) else missing_libraries()
     lib_note = f"CuPy cannot load {' and '.join(libs)}; {INSTALL}" if libs else None
     try:
         driver = cupy.cuda.runtime.driverGetVersion()
@@ -86,12 +86,21 @@ def diagnose(cupy, index: int, run_probe: bool = True) -> tuple:
     return None, count
 
 
+_PROBE = 'extern "C" __global__ void tinyllm_probe(const float* x, float* y, int n) ' \
+         '{ int i = threadIdx.x; if (i < n) y[i] = 2.0f * x[i] + 1.0f; }'
+
+
 def probe(cupy, index: int) -> None:
-    """Run what training needs once: allocate, multiply through cuBLAS, launch an NVRTC-compiled kernel."""
-    with cupy.cuda.Device(index):
-        a = cupy.arange(6, dtype=cupy.float32).reshape(2, 3)  # allocation + a built-in kernel
-        m = a @ a.T  # cuBLAS sgemm: [[5, 14], [14, 50]]
-        k = cupy.ElementwiseKernel("float32 x", "float32 y", "y = 2.0f * x + 1.0f", "tinyllm_probe")
-        got = cupy.asnumpy(k(m)).tolist()  # compiled by NVRTC; the copy waits for the device
+    """Make cuda:index current (once, for good: a `with Device(index)` would reset the thread's device on
+    leaving, to GPU 0 on a fresh thread, opening a context there), then run what training needs once:
+    allocate, multiply through cuBLAS, launch an NVRTC-compiled kernel."""
+    import numpy as np
+
+    cupy.cuda.Device(index).use()
+    a = cupy.asarray(np.arange(6, dtype=np.float32).reshape(2, 3))  # an allocation and a copy
+    m = a @ a.T  # cuBLAS sgemm: [[5, 14], [14, 50]]
+    y = cupy.asarray(np.zeros((2, 2), dtype=np.float32))
+    cupy.RawModule(code=_PROBE).get_function("tinyllm_probe")((1,), (32,), (m, y, np.int32(4)))  # NVRTC
+    got = cupy.asnumpy(y).tolist()  # the copy waits for the device
     if got != [[11.0, 29.0], [29.0, 101.0]]:
         raise RuntimeError(f"wrong result {got}")

@@ -20,6 +20,12 @@ def dropout(x: Tensor, p: float, rng: RandomStream | None = None, training: bool
     if rng is None:
         rng = global_stream()
     xp = x.xp
+    fused = getattr(x.backend.fast, "dropout", None)  # one kernel: the same mask, its words made in place
+    if fused is not None:
+        with x.backend.activate():
+            out, backward = fused(xp, x.data, p, rng.seed, rng.site, rng.counter, rng.rows)
+        rng.counter += 1  # one draw, as keep_mask takes
+        return Tensor.from_op(out, x.backend, (x,), backward)
     keep = rng.keep_mask(x.backend, x.shape, p)
     mask = xp.astype(keep, x.dtype) * (1.0 / (1.0 - p))
     return Tensor.from_op(x.data * mask, x.backend, (x,), lambda g: (g * mask,))

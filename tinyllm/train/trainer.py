@@ -283,6 +283,14 @@ class Trainer:
             if guard.requested:
                 self._stop(guard.signum)
 
+    def train_step(self) -> float:
+        """One optimizer step on the next batch, as fit's loop takes it (nothing is read back); its lr.
+        For measuring a step (scripts/bench/launches.py); fit() is the way to train."""
+        with self.backend.activate():
+            lr = self._step()
+        self.step += 1
+        return lr
+
     def _step(self) -> float:
         """One optimizer step on one batch -> its lr. The loss and gradient norm stay on the device
         (in _pending) until the next read."""
