@@ -48,9 +48,10 @@ def test_every_kernel_source_compiles_for_the_gpu(family, arch):
 
 
 @pytest.fixture
-def gpu():
-    """The simulated CuPy, its namespace and the fused kernels, on device 0."""
+def gpu(monkeypatch):
+    """The simulated CuPy (two devices), its namespace and the fused kernels, on device 0."""
     sim.reset()
+    monkeypatch.setattr(sim, "DEVICES", [2])
     sim.Device(0).use()
     return sim.cupy, sim.namespace, CudaFused(sim.cupy)
 

@@ -28,8 +28,9 @@ def _current():
 
 
 @pytest.fixture
-def two_gpus(isolated_backends):
+def two_gpus(isolated_backends, monkeypatch):
     sim.reset()
+    monkeypatch.setattr(sim, "DEVICES", [2])
     sim.Device(0).use()
     bs = [select.register(CUDABackend(i, cupy=sim.cupy, xp=sim.namespace)) for i in (0, 1)]
     return bs
