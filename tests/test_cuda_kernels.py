@@ -218,3 +218,17 @@ def test_the_kernel_sources_ship_with_the_package():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["backends"]
     shipped = {p.name for pat in data for p in (ROOT / "backends").glob(pat)}
     assert {f"{f}.cu" for f in kernels.FAMILIES} | {"common.cuh", "cpu_shim.h"} <= shipped
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_segment_add_is_a_deterministic_scatter_add(gpu, dt):
+    """The embedding's backward: duplicate rows summed in sorted order, the same bits every call."""
+    cp, xp, fused = gpu
+    rng = np.random.default_rng(5)
+    idx, vals = rng.integers(0, 7, 300), rng.normal(size=(300, 3, 2)).astype(dt)
+    base = rng.normal(size=(7, 3, 2)).astype(dt)
+    want = base.astype(np.float64)
+    np.add.at(want, idx, vals.astype(np.float64))
+    runs = [cp.asnumpy(fused.segment_add(xp, cp.asarray(base), cp.asarray(idx), cp.asarray(vals))) for _ in range(2)]
+    np.testing.assert_allclose(runs[0], want, rtol=TOL[dt] * 10, atol=TOL[dt] * 10)
+    assert np.array_equal(runs[0], runs[1])

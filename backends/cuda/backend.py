@@ -111,6 +111,8 @@ class CUDABackend(Backend):
     def scatter_add(self, target, indices, values):
         """Deterministic (cupyx.scatter_add adds floats with atomics: the last bits vary run to run)."""
         with self._on:
+            if self.fast is not None and target.flags.c_contiguous and indices.dtype == self.xp.int64:
+                return self.fast.segment_add(self.xp, target, indices, values)
             return sorted_segment_add(self.xp, target, indices, values)
 
     def philox_words(self, n: int, seed: int, site: int, step: int):

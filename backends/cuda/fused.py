@@ -124,6 +124,23 @@ class CudaFused:
             p, g, m, v, np.int64(n), normv, T(max_norm if norm is not None else 0.0), T(b1), T(b2), T(lr / bc1),
             T(1.0 / math.sqrt(bc2)), T(eps), T(1.0 - lr * wd if decoupled else 1.0), T(0.0 if decoupled else wd)))
 
+    # -- the embedding's backward ---------------------------------------------------------------
+    def segment_add(self, xp, target, indices, values):
+        """target[indices[i]] += values[i] (rows), in place and deterministically: a stable sort by index,
+        then one kernel in which the first row of each run of equal indices sums the run in order."""
+        n = indices.shape[0]
+        if n == 0:
+            return target
+        C = 1
+        for s in target.shape[1:]:
+            C *= s
+        order = xp.argsort(indices, stable=True)
+        si = xp.take(indices, order)
+        rows = _contig(xp, xp.reshape(values, (n, C)))
+        self.fn(f"segment_add_{_suffix(target.dtype)}")(_grid(n * C), (FLAT,), (target, _contig(xp, si), order, rows,
+                                                                               np.int64(n), np.int32(C)))
+        return target
+
     # -- random words ---------------------------------------------------------------------------
     def philox_words(self, xp, n: int, seed: int, site: int, step: int):
         out = xp.empty((n,), dtype=xp.uint64)

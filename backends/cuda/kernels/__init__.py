@@ -12,7 +12,7 @@ import pathlib
 import re
 
 HERE = pathlib.Path(__file__).resolve().parent
-FAMILIES = ("philox", "gelu", "layer_norm", "cross_entropy", "attention", "adam")
+FAMILIES = ("philox", "gelu", "layer_norm", "cross_entropy", "attention", "adam", "segment")
 ARCHS = ("sm_80", "sm_90")  # A100, H100/H200
 
 
