@@ -21,7 +21,7 @@ import types
 import array_api_compat.numpy as np_xp
 import numpy as np
 
-COUNTS = {"launches": 0, "contexts": 0, "h2d": 0, "d2h": 0}
+COUNTS = {"launches": 0, "contexts": 0, "h2d": 0, "d2h": 0, "bytes": 0}
 TRACE: "list | None" = None  # a list: each launch appends (what, the tinyllm line that asked for it)
 SET_DEVICE: list = []  # every cudaSetDevice the simulation saw: (thread name, device)
 ALLOCATED: dict = {}  # device id -> arrays made there
@@ -52,8 +52,15 @@ def _set_device(i: int) -> None:
     _state.device = i
 
 
-def _launch(what: str, n: int = 1) -> None:
+def _nbytes(objs) -> int:
+    return sum(a.nbytes for a in objs if isinstance(a, np.ndarray))
+
+
+def _launch(what: str, n: int = 1, moved: int = 0) -> None:
+    """Count n launches that read and write `moved` bytes (whole arrays in and out: an upper bound
+    on the memory traffic, no cache)."""
     COUNTS["launches"] += n
+    COUNTS["bytes"] += moved if n else 0
     if TRACE is not None and n:
         import traceback
 
@@ -64,7 +71,7 @@ def _launch(what: str, n: int = 1) -> None:
 
 def reset() -> None:
     """Zero the counters and the records (a test's or a measurement's start)."""
-    COUNTS.update(launches=0, contexts=0, h2d=0, d2h=0)
+    COUNTS.update(launches=0, contexts=0, h2d=0, d2h=0, bytes=0)
     SET_DEVICE.clear()
     ALLOCATED.clear()
 
@@ -176,10 +183,11 @@ class DevArray(np.ndarray):
 
     def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kw):
         _check(list(inputs) + list(out or ()))
-        _launch(ufunc.__name__, 1 + (_matmul_copies(inputs) if ufunc is np.matmul else 0))
+        copies = _matmul_copies(inputs) if ufunc is np.matmul else 0
         if out:
             kw["out"] = tuple(_plain(o) for o in out)
         r = getattr(ufunc, method)(*_plain(inputs), **kw)
+        _launch(ufunc.__name__, 1 + copies, _nbytes(inputs) * (1 + copies) + _nbytes(out or (r,)))
         return out[0] if out and len(out) == 1 else _wrap(r)
 
     def __array_function__(self, func, types_, args, kwargs):
@@ -187,19 +195,22 @@ class DevArray(np.ndarray):
         _check(flat)
         r = func(*_plain(args), **{k: _plain(v) for k, v in kwargs.items()})
         if func.__name__ not in _NO_KERNEL:  # an allocation launches nothing
-            _launch(func.__name__, int(_new_memory(r, flat)))
+            _launch(func.__name__, int(_new_memory(r, flat)), _nbytes(flat) + _nbytes(r if isinstance(r, tuple) else (r,)))
         return _wrap(r)
 
     def __getitem__(self, key):
         if not _basic(key):  # a gather is a kernel; a slice is a view
             _check([self, *_flat([key])])
-            _launch("gather")
+            r = super().__getitem__(_plain(key))
+            _launch("gather", 1, 2 * _nbytes((r,)) + _nbytes(_flat([key])))
+            return r
         return super().__getitem__(_plain(key))
 
     def __setitem__(self, key, value):
         _check([self, value, *_flat([key])])  # a copy or fill kernel
-        _launch("setitem")
         super().__setitem__(_plain(key), _plain(value))
+        region = self.view(np.ndarray)[_plain(key)] if _basic(key) else _plain(value)
+        _launch("setitem", 1, 2 * np.asarray(region).nbytes)
 
 
 def _basic(key) -> bool:
@@ -222,11 +233,11 @@ class SimNamespace:
                 r = fn(*a, **{kk: (None if kk == "device" else vv) for kk, vv in k.items()})
                 if COUNTS["launches"] == before and name not in _NO_KERNEL:  # not counted on the way (a method)
                     if any(isinstance(x, DevArray) for x in flat):
-                        _launch(name, int(_new_memory(r, flat)))
+                        _launch(name, int(_new_memory(r, flat)), _nbytes(flat) + _nbytes(r if isinstance(r, tuple) else (r,)))
                     elif name == "asarray":  # from host data: a copy to the device
                         COUNTS["h2d"] += 1
                     else:  # made from nothing: zeros, ones, full, arange ...
-                        _launch(name, int(isinstance(r, np.ndarray) and r.size > 0))
+                        _launch(name, int(isinstance(r, np.ndarray) and r.size > 0), _nbytes((r,)))
                 return _wrap(r)
         setattr(self, name, v)
         return v
@@ -243,7 +254,7 @@ class RawKernel:
 
     def __call__(self, grid, block, args, shared_mem=0):
         _check(args)
-        _launch(self.name)
+        _launch(self.name, 1, _nbytes(args))
         self._kernel(grid, block, [_plain(a) for a in args])
 
 
