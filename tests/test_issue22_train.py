@@ -1,7 +1,7 @@
 """Issue 22, training side: a user's files in --out, ranks that disagree on MPI, an unwritable stdout/stderr,
 flags against a [model] table, a hand-edited step, a second MPI run on a directory in use, blank data, an
 empty backend selection; and the friction items (step records in log.jsonl, elapsed/ETA off a terminal,
-what --lines chose, library-readable messages, the README's run.toml)."""
+what --lines chose, library-readable messages, the run.toml of docs/training.md)."""
 import json
 import os
 import re
@@ -22,6 +22,7 @@ from tinyllm.train.config import load_toml
 from tinyllm.train.lock import RunLock
 
 README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+TRAINING = open(os.path.join(ROOT, "docs", "training.md"), encoding="utf-8").read()  # run.toml, resuming
 SHORT = ["--steps", "3", "--eval-interval", "3"]
 
 
@@ -243,10 +244,10 @@ def test_an_empty_or_unknown_backend_selection_is_a_usage_error(selection):
 
 # -- friction --------------------------------------------------------------------------------------------------------
 
-def test_readme_run_toml_writes_where_no_earlier_example_did():
-    toml = re.search(r"```toml\n(.*?)```", README, re.S)
+def test_docs_run_toml_writes_where_no_earlier_example_did():
+    toml = re.search(r"```toml\n(.*?)```", TRAINING, re.S)
     out = re.search(r'^out = "([^"]+)"', toml.group(1), re.M).group(1)
-    before = README[:toml.start()]
+    before = README + TRAINING[:toml.start()]  # a reader comes from the README's examples to this page
     assert f"--out {out}" not in before and f"--out {out}\n" not in before
 
 
@@ -269,8 +270,9 @@ def test_log_lines_off_a_terminal_have_elapsed_and_eta(tmp_path, capsys):
     assert all(re.search(r"\| elapsed \d+s \| eta \d+s$", ln) for ln in lines[1:]) and len(lines) == 3, lines
 
 
-def test_readme_says_a_larger_steps_at_resume_stretches_the_schedule():
-    resume = README[README.index("tinyllm train --resume --out out"):]
+def test_docs_say_a_larger_steps_at_resume_stretches_the_schedule():
+    assert "docs/training.md" in README and "tinyllm train --resume --out out" in README
+    resume = TRAINING[TRAINING.index("tinyllm train --resume --out out"):]
     assert re.search(r"larger `--steps`.{0,200}schedule.{0,100}new total", resume[:3000], re.S)
 
 

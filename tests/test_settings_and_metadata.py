@@ -152,21 +152,31 @@ def test_the_library_trainer_does_not_write_into_out_by_default(tmp_path, monkey
 
 # -- 14.14: the README and .gitignore ------------------------------------------------------------------------------
 
-README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+def read_doc(name: str) -> str:
+    return open(os.path.join(ROOT, name), encoding="utf-8").read()
 
 
-def test_readme_lists_every_exit_code():
+README = read_doc("README.md")
+FAULTS = read_doc(os.path.join("docs", "faults.md"))  # the exit codes and what happens on bad input
+TRAINING = read_doc(os.path.join("docs", "training.md"))  # data, the run.toml example, resuming
+SETUP = ('python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[plot,fast]" && tinyllm train',
+         'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test,cuda-dev]" && pytest')
+
+
+def test_docs_faults_lists_every_exit_code():
     from tinyllm import cli
 
     codes = {int(c) for c in re.findall(r"^ {4}(\d+) ", cli.__doc__, re.M)}
     assert codes == {0, 1, 2, 3, 130, 143}
-    line = next(l for l in README.splitlines() if l.startswith("Exit codes:"))
+    line = next(l for l in FAULTS.splitlines() if l.startswith("Exit codes:"))
     assert {int(c) for c in re.findall(r"\b(\d+) [A-Za-z(]", line)} == codes, line
+    assert "docs/faults.md" in README  # and the README points at it
 
 
-def test_readme_names_where_input_txt_comes_from_and_its_run_toml_trains(tmp_path, monkeypatch):
-    assert "input.txt" in README and "tinyshakespeare/input.txt" in README
-    toml = re.search(r"```toml\n(.*?)```", README, re.S).group(1)
+def test_readme_and_docs_name_where_input_txt_comes_from_and_the_run_toml_trains(tmp_path, monkeypatch):
+    for doc in (README, TRAINING):  # the README's first example and the page whose run.toml reads it
+        assert "input.txt" in doc and "tinyshakespeare/input.txt" in doc
+    toml = re.search(r"```toml\n(.*?)```", TRAINING, re.S).group(1)
     conf = tmp_path / "run.toml"
     conf.write_text(toml)
     settings = load_toml(str(conf))  # the sample's values have their flags' types
@@ -176,6 +186,36 @@ def test_readme_names_where_input_txt_comes_from_and_its_run_toml_trains(tmp_pat
     monkeypatch.chdir(tmp_path)  # the sample as written, shortened by flags
     assert main(["train", "--config", str(conf), "--steps", "2", "--eval-iters", "1", "--samples", "0",
                  "--device", "cpu", "--out", "run"]) == 0
+
+
+def test_readme_is_short_keeps_the_two_setup_commands_and_its_docs_links_exist():
+    assert len(README.splitlines()) <= 200, len(README.splitlines())
+    blocks = re.findall(r"```bash\n(.*?)```", README, re.S)
+    for command in SETUP:  # verbatim, each a code block of its own (CI runs the second)
+        assert command + "\n" in blocks, command
+    links = re.findall(r"\]\((docs/[^)#\s]+\.md)(?:#[^)]*)?\)", README)
+    assert {"docs/devices.md", "docs/distributed.md", "docs/gpt2.md", "docs/speed.md", "docs/faults.md",
+            "docs/env.md"} <= set(links), links
+    for link in links:
+        assert os.path.isfile(os.path.join(ROOT, link)), link
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as dashes."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_between_docs_pages_exists_with_its_anchor():
+    pages = {"README.md": README}
+    pages.update({os.path.join("docs", f): read_doc(os.path.join("docs", f))
+                  for f in os.listdir(os.path.join(ROOT, "docs")) if f.endswith(".md")})
+    for name, text in pages.items():
+        for target, anchor in re.findall(r"\]\(([\w./-]+\.md)(?:#([\w-]+))?\)", text):
+            path = os.path.normpath(os.path.join(os.path.dirname(name), target))
+            assert path in pages, f"{name} links to {target}, which does not exist"
+            if anchor:
+                headings = re.findall(r"^#+ (.+)$", pages[path], re.M)
+                assert anchor in {_anchor(h) for h in headings}, f"{name} links to {target}#{anchor}"
 
 
 def test_gitignore_ignores_the_readme_venv():
