@@ -8,6 +8,7 @@ import pytest
 import backends
 from backends import DeviceError, get_backend
 from backends import select
+from backends.cuda import CUDABackend, sim
 from backends.cuda import probe as cuda_probe
 
 
@@ -36,7 +37,18 @@ def test_a_strict_device_that_does_not_exist_names_those_that_do():
 
 
 @pytest.fixture
-def fake_cupy(monkeypatch, isolated_backends):
+def real_cupy_path(monkeypatch):
+    """The status comes from `cupy` as on a GPU box, not from the simulated CuPy (TINYLLM_CUDA_SIM: the GPU
+    check's dry run); the backend's namespace module is imported first with the real CuPy, as it is there."""
+    monkeypatch.delenv("TINYLLM_CUDA_SIM", raising=False)
+    try:
+        import array_api_compat.cupy  # noqa: F401
+    except ImportError:
+        pass
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch, isolated_backends, real_cupy_path):
     """Install a fake `cupy` module (driver present, libraries found); the test sets how its driver calls behave."""
     mod = types.ModuleType("cupy")
     mod.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(driverGetVersion=lambda: 12040))
@@ -78,12 +90,24 @@ def test_no_device_and_index_out_of_range(fake_cupy, capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_cupy_not_installed(monkeypatch):
+def test_cupy_not_installed(monkeypatch, real_cupy_path):
     monkeypatch.setitem(sys.modules, "cupy", None)  # import raises ImportError
     assert select.cuda_problem(0).startswith("CuPy is not installed; pip install")
 
 
-def test_explicit_cuda_falls_back_with_one_warning(monkeypatch, capsys):
+@pytest.fixture(params=["fresh process", "cuda:0 made before"])
+def unmade_cuda(request, isolated_backends):
+    """get_backend("cuda") as in a process that has not made cuda:0, so the status a test sets is the one
+    consulted. On a GPU the real cuda:0 is made early (test_data.py) and would be handed out from the
+    registry instead; the second case makes one first (on the simulated CuPy) to show it cannot fool the test."""
+    if request.param != "fresh process":
+        select.register(CUDABackend(0, cupy=sim.cupy, xp=sim.namespace))
+    for name in select.registered():
+        if name.startswith("cuda"):
+            select.forget(name)
+
+
+def test_explicit_cuda_falls_back_with_one_warning(monkeypatch, capsys, unmade_cuda):
     monkeypatch.setattr(select, "_cuda_status", lambda i: ("no NVIDIA driver was found (simulated)", None))
     b = get_backend("cuda")
     err = capsys.readouterr().err
@@ -92,7 +116,7 @@ def test_explicit_cuda_falls_back_with_one_warning(monkeypatch, capsys):
     assert len(lines) == 1 and "no NVIDIA driver was found (simulated)" in lines[0] and "Falling back" in lines[0]
 
 
-def test_explicit_cuda_without_fallback_raises(monkeypatch):
+def test_explicit_cuda_without_fallback_raises(monkeypatch, unmade_cuda):
     monkeypatch.setattr(select, "_cuda_status", lambda i: ("no CUDA device was found", 0))
     with pytest.raises(DeviceError, match="no CUDA device"):
         get_backend("cuda:0", fallback=False)
