@@ -182,7 +182,7 @@ def test_a_rank_on_gpu_1_never_touches_gpu_0(isolated_backends, monkeypatch, tmp
     assert set(sim.ALLOCATED) == {1}
 
 
-def test_a_gpu_baby_step_launches_within_the_budget(monkeypatch):
+def test_a_gpu_baby_step_launches_within_the_budget(isolated_backends, monkeypatch):
     monkeypatch.setenv("TINYLLM_CUDA_SIM", "1")
     sys.path.insert(0, str(ROOT / "scripts" / "bench"))
     try:

@@ -121,13 +121,24 @@ class CUDABackend(Backend):
             return self.fast.philox_words(self.xp, n, seed, site, step)
 
 
-def cupy_modules():
-    """(cupy, its array namespace): the simulated pair when TINYLLM_CUDA_SIM is set, else the real ones."""
+def cupy_module():
+    """The simulated CuPy when TINYLLM_CUDA_SIM asks for it (backends/cuda/sim.py), else the real one."""
     from . import sim
 
     if sim.devices_asked():
-        return sim.cupy, sim.namespace
-    import array_api_compat.cupy as xp
+        return sim.cupy
     import cupy
+
+    return cupy
+
+
+def cupy_modules():
+    """(cupy, its array namespace): the simulated pair, or the real CuPy and array-api-compat's."""
+    cupy = cupy_module()
+    if getattr(cupy, "simulated", False):
+        from . import sim
+
+        return cupy, sim.namespace
+    import array_api_compat.cupy as xp
 
     return cupy, xp
