@@ -24,9 +24,9 @@ def _parse(spec: str) -> tuple[str, int]:
 def _cuda_status(index: int, run_probe: bool = True) -> tuple:
     """(problem or None, CUDA device count or None); run_probe=False: no test run on the device."""
     try:
-        from .cuda.backend import cupy_modules
+        from .cuda.backend import cupy_module
 
-        cupy, _ = cupy_modules()  # the simulated CuPy where TINYLLM_CUDA_SIM asks for it
+        cupy = cupy_module()  # the simulated CuPy where TINYLLM_CUDA_SIM asks for it
     except ImportError:
         from .cuda import INSTALL
 
