@@ -68,14 +68,16 @@ class CudaFused:
         y, mean, rstd = xp.empty_like(xr), xp.empty((N,), dtype=x.dtype), xp.empty((N,), dtype=x.dtype)
         wa = w if w is not None else self._nothing(xr)
         ba = b if b is not None else self._nothing(xr)
-        self.fn(f"layer_norm_forward_{s}")((max(N, 1),), (BLOCK,), (xr, wa, ba, y, mean, rstd, np.int32(C), T(eps),
-                                                                   np.int32(w is not None), np.int32(b is not None)))
+        if N:  # a block a row
+            self.fn(f"layer_norm_forward_{s}")((N,), (BLOCK,), (xr, wa, ba, y, mean, rstd, np.int32(C), T(eps),
+                                                              np.int32(w is not None), np.int32(b is not None)))
 
         def backward(g):
             gr = _contig(xp, xp.reshape(g, (-1, C)))
             dx = xp.empty_like(xr)
-            self.fn(f"layer_norm_backward_dx_{s}")((max(N, 1),), (BLOCK,),
-                                                    (gr, xr, wa, mean, rstd, dx, np.int32(C), np.int32(w is not None)))
+            if N:
+                self.fn(f"layer_norm_backward_dx_{s}")((N,), (BLOCK,),
+                                                        (gr, xr, wa, mean, rstd, dx, np.int32(C), np.int32(w is not None)))
             gw = gb = None
             if w is not None or b is not None:
                 chunks = max(1, -(-N // LN_CHUNK))
