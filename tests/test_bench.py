@@ -76,7 +76,7 @@ def test_host_steal_is_the_steal_share_of_all_cpu_time():
 
 def test_context_sweep_reports_memory_up_to_1024():
     p = subprocess.run([sys.executable, str(BENCH), "--preset", "sweep-context", "--batch", "1", "--n-layer", "1",
-                        "--n-head", "2", "--n-embd", "16", "--steps", "1", "--warmup", "0", "--threads", "1",
+                        "--n-head", "2", "--n-embd", "16", "--steps", "1", "--warmup", "1", "--threads", "1",
                         "--no-torch", "--mem-steps", "1", "--json", "--plot", "/dev/null"],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
@@ -106,3 +106,25 @@ def test_gate_catches_a_different_model(monkeypatch):
                         lambda self, x: self.drop(self.proj(TF.gelu(self.fc(x) * 3.0))))
     bad = bench_steps.correctness_gate(spec, 1e-4)
     assert not bad["ok"] and bad["grad_rel_err"] > 1e-4
+
+
+def test_warmup_0_is_refused_the_first_step_is_never_timed():
+    """The first step compiles (the CUDA kernels at first use, numba's loops) and allocates: never timed."""
+    p = subprocess.run([sys.executable, str(BENCH), *TINY, "--warmup", "0"], capture_output=True, text=True)
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0 and "--warmup" in p.stderr and "never timed" in p.stderr
+
+
+def test_the_timed_step_clips_as_the_trainer_does(monkeypatch):
+    """The step the bench times is the trainer's: the optimizer's flat clip keeps the norm on the device,
+    where the per-tensor clip_grad_norm reads it back (a wait for the device inside the timed step)."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts" / "bench"))
+    import bench_steps
+
+    spec = dict(device="strict:1", seed=0, threads=1,
+                config=dict(batch=2, block=8, n_layer=1, n_head=2, n_embd=16, vocab=11, dropout=0.0, bias=False))
+    runner = bench_steps.TinyRunner(spec)
+    (x, y), = bench_steps.make_batches(spec["config"], 1, 0)
+    before = runner.backend.stats.copy()
+    runner.step(x, y)
+    assert (runner.backend.stats - before).d2h_calls == 1  # the loss, read after the clock stopped

@@ -132,11 +132,12 @@ def test_every_cupy_attribute_the_backend_uses_exists():
 def test_gpu_check_stops_at_the_first_failure(tmp_path):
     out = tmp_path / "out"
     r = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh")], capture_output=True, text=True,
-                       cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT), OUT=str(out), GPU_CHECK_ENV="current"),
+                       cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT), OUT=str(out), GPU_CHECK_ENV="current",
+                                              PYTHON=sys.executable),
                        timeout=120)
     assert r.returncode == 1
     summary = (out / "summary.txt").read_text().splitlines()
-    assert summary[-1].startswith("FAILED: the GPU is not usable") and "== 2." not in "\n".join(summary)
+    assert summary[-1].startswith("FAILED: gpu: the GPU is not usable") and "== 2." not in "\n".join(summary)
     assert len(list(out.iterdir())) <= 8
     assert (ROOT / "data" / "tinyshakespeare.txt").stat().st_size == 1115394  # the recipe's data is in the tree
     assert "../shared" not in (ROOT / "scripts" / "gpu_check.sh").read_text()

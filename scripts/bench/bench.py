@@ -67,7 +67,8 @@ def parse_args(argv):
     p.add_argument("--preset", default="cpu-small", choices=[*PRESETS, *SWEEPS])
     p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N); both frameworks use it")
     p.add_argument("--steps", type=int, default=None, help="timed steps per framework (default 50; sweep 10)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 10; sweep 3)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="untimed steps first, at least 1 (default 10; sweep 3)")
     p.add_argument("--threads", default=None,
                    help="comma-separated thread counts, each run in its own process (default: 1 and all cores)")
     for f in ("batch", "block", "n_layer", "n_head", "n_embd", "vocab"):
@@ -90,8 +91,9 @@ def parse_args(argv):
     sweep = a.preset in SWEEPS
     a.steps = a.steps if a.steps is not None else (10 if sweep else 50)
     a.warmup = a.warmup if a.warmup is not None else (3 if sweep else 10)
-    if a.steps < 1 or a.warmup < 0:
-        raise UsageError(f"--steps must be >= 1 and --warmup >= 0 (got {a.steps}, {a.warmup})")
+    if a.steps < 1 or a.warmup < 1:  # the first step compiles (CUDA kernels, numba loops) and allocates
+        raise UsageError(f"--steps and --warmup must be >= 1: the first step compiles and allocates, and is "
+                         f"never timed (got --steps {a.steps}, --warmup {a.warmup})")
     if a.threads is None:
         n = os.cpu_count() or 1
         a.threads = [1] if n == 1 else [1, n]
@@ -395,7 +397,7 @@ def time_worker(spec: dict) -> dict:
     res = {"config": spec["config"], "threads": spec["threads"], "device": tl.backend.name,
            "machine": machine_info(), "malloc_tuned": spec.get("malloc_tuned"),
            "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
-           "fast_path": getattr(tl.backend.fast, "name", None) if tl.backend.fast is not None else "none (standard ops)"}
+           "fast_path": fast_path(tl.backend)}
     tr = None
     if torch is not None:
         res["torch_version"] = torch.__version__
@@ -427,6 +429,15 @@ def time_worker(spec: dict) -> dict:
         if tr is not None:
             res["torch_profile"] = tr.profile(batches, spec["profile_steps"])
     return res
+
+
+def fast_path(backend) -> str:
+    """The name of the backend's fused kernels (a property on the CPU's, a method on CUDA's)."""
+    fast = backend.fast
+    if fast is None:
+        return "none (standard ops)"
+    name = getattr(fast, "name", type(fast).__name__)
+    return name() if callable(name) else name
 
 
 def machine_info() -> dict:

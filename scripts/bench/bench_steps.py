@@ -9,7 +9,7 @@ import time
 
 import tinyllm
 from tinyllm.models import GPT, GPTConfig
-from tinyllm.optim import AdamW, clip_grad_norm, decay_groups
+from tinyllm.optim import AdamW, decay_groups
 
 LR, WD, BETAS, CLIP = 1e-3, 0.1, (0.9, 0.99), 1.0
 
@@ -31,7 +31,8 @@ def make_batches(c: dict, n: int, seed: int) -> list:
 
 
 class TinyRunner:
-    """tinyllm's GPT + AdamW; step() times forward + backward + clip + AdamW."""
+    """tinyllm's GPT + AdamW; step() times forward + backward + clip + AdamW, as the trainer runs them: the
+    optimizer's flat clip (the norm stays on the device), not the per-tensor clip_grad_norm (a host read)."""
 
     def __init__(self, spec: dict, **over):
         self.backend = tinyllm.device(spec["device"], fallback=False)
@@ -52,7 +53,7 @@ class TinyRunner:
         be.synchronize()
         t0 = time.perf_counter()
         loss = self.forward_backward(x, y)
-        clip_grad_norm(self.params, CLIP)
+        self.opt.clip_grad_norm(CLIP)
         self.opt.step()
         be.synchronize()
         dt = time.perf_counter() - t0
@@ -70,7 +71,7 @@ class TinyRunner:
                 x, y = be.from_host(xh, "int64"), be.from_host(yh, "int64")
                 self.forward_backward(x, y)
                 with prof.section("clip"):
-                    clip_grad_norm(self.params, CLIP)
+                    self.opt.clip_grad_norm(CLIP)
                 with prof.section("optimizer"):
                     self.opt.step()
         return prof.rows(steps)
@@ -207,7 +208,7 @@ def correctness_gate(spec: dict, rtol: float) -> dict:
             tn, transpose = mapping[name]
             g = torch.from_numpy(be.to_host(p.grad).copy())
             tparams[tn].grad = (g.T if transpose else g).contiguous().to(tr.device)
-    clip_grad_norm(tl.params, CLIP)
+    tl.opt.clip_grad_norm(CLIP)
     tl.opt.step()
     torch.nn.utils.clip_grad_norm_(tr.params, CLIP)
     tr.opt.step()
@@ -260,9 +261,7 @@ class _RSSProbe:
 
 
 class _CupyProbe:
-    def __init__(self):
-        import cupy
-
+    def __init__(self, cupy):
         self.pool = cupy.get_default_memory_pool()
 
     def start(self):
@@ -292,7 +291,13 @@ class _TorchCudaProbe:
 
 def memory_probe(runner):
     if isinstance(runner, TinyRunner):
-        return _CupyProbe() if runner.backend.kind == "cuda" else _RSSProbe()
+        if runner.backend.kind == "cuda":
+            from backends.cuda.backend import cupy_modules
+
+            cupy, _ = cupy_modules()  # the simulated CuPy (TINYLLM_CUDA_SIM) has no pool: its arrays are host memory
+            if hasattr(cupy, "get_default_memory_pool"):
+                return _CupyProbe(cupy)
+        return _RSSProbe()
     return _TorchCudaProbe(runner.torch) if runner.device != "cpu" else _RSSProbe()
 
 
