@@ -33,6 +33,7 @@ OLD_HOMES = [
 EXPECTED = {
     "DeviceError": (2, ValueError), "SafetensorsFormatError": (2, ValueError), "UsageError": (2, ValueError),
     "ConfigError": (2, ValueError), "DataError": (2, ValueError), "TokenizerError": (2, ValueError),
+    "TokenIdError": (2, IndexError),
     "SamplingError": (2, ValueError), "CheckpointError": (2, ValueError), "OutputDirError": (2, ValueError),
     "LockError": (2, ValueError), "HFFormatError": (2, ValueError), "ExportError": (2, ValueError),
     "ShapeError": (2, ValueError),

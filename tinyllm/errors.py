@@ -28,6 +28,11 @@ class DataError(TinyLLMError, ValueError):
     """A data file or dataset that cannot be used; the message says why and what to do."""
 
 
+class TokenIdError(DataError, IndexError):
+    """A token id outside the model's vocabulary, found on the host before the ids went to the device (where
+    a lookup would wrap or read past its table); an IndexError too, as NumPy's out-of-range take is."""
+
+
 class TokenizerError(TinyLLMError, ValueError):
     """Text the tokenizer cannot encode, or a tokenizer file that does not parse."""
 
@@ -98,6 +103,7 @@ class TrainingInterrupted(Interrupted):
 
 
 __all__ = ["TinyLLMError", "EXIT_OK", "EXIT_CHECK_FAILED", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED",
-           "DeviceError", "SafetensorsFormatError", "UsageError", "ConfigError", "DataError", "TokenizerError",
+           "DeviceError", "SafetensorsFormatError", "UsageError", "ConfigError", "DataError", "TokenIdError",
+           "TokenizerError",
            "SamplingError", "CheckpointError", "OutputDirError", "LockError", "HFFormatError", "ExportError", "ShapeError",
            "NonFiniteError", "OutOfMemory", "Interrupted", "TrainingInterrupted"]

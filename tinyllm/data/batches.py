@@ -1,6 +1,7 @@
 """Random (B, T) windows of a token stream, gathered on the device."""
 from __future__ import annotations
 
+from ..ids import check_token_ids
 from .tokenizers import compact_ids
 
 
@@ -11,9 +12,13 @@ class Batcher:
     token of training text); only the gathered (B, T+1) window becomes int64.
     """
 
-    def __init__(self, tokens, backend, block_size: int):
+    def __init__(self, tokens, backend, block_size: int, vocab_size: int | None = None, what: str = "the tokens"):
+        """vocab_size: the model's; the stream's ids are checked against it on the host (TokenIdError
+        naming `what`)."""
         if len(tokens) < block_size + 1:
             raise ValueError(f"{len(tokens)} tokens is shorter than block_size + 1 = {block_size + 1}")
+        if vocab_size is not None:
+            check_token_ids(tokens, vocab_size, what)
         if isinstance(tokens, (list, tuple)):
             tokens = compact_ids(tokens, max(tokens) + 1)
         self.backend = backend

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 
 from backends import Backend, DeviceError, backend_of, get_backend
 
+from ..ids import check_token_ids
 from ..ops import device_array
 from ..tensor import Tensor, default_backend
 
@@ -30,9 +31,11 @@ def model_backend(device) -> Backend:
 
 def token_ids(model, idx, backend: Backend):
     """idx (a Tensor, a device array or host ids) as an int64 array on the model's device; ids on
-    another device are refused naming both (moving is explicit, as for the ops)."""
+    another device are refused naming both (moving is explicit, as for the ops), host ids outside the
+    vocabulary too (TokenIdError), before they go over."""
     owner = idx.backend if isinstance(idx, Tensor) else backend_of(idx)
     if owner is not None and owner != backend and (isinstance(idx, Tensor) or owner.kind != "cpu"):
         raise DeviceError(f"the {type(model).__name__} model is on {backend.name}, its input ids on {owner.name}; "
                           f"move them first, e.g. idx.to({backend.name!r})")
+    check_token_ids(idx, model.config.vocab_size, f"the {type(model).__name__} model's input ids")
     return device_array(idx, backend, "int64")

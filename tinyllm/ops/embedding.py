@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
+from ..ids import check_token_ids
 from ._util import device_array
 from .registry import op
 
@@ -11,6 +12,7 @@ def embedding(weight: Tensor, idx) -> Tensor:
     """weight[idx] for an integer array idx of any shape -> idx.shape + (C,)."""
     xp = weight.xp
     w = weight.data
+    check_token_ids(idx, w.shape[0], "embedding's ids")  # host ids, before they go over
     i = device_array(idx, weight.backend, "int64")
     flat = xp.reshape(i, (-1,))
     # strict refuses W[idx] on 2-D arrays; take + reshape works everywhere

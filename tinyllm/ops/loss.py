@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
+from ..ids import check_token_ids
 from ._util import as_float, broadcast_error, device_array, floating, lift
 from .kernels import kernel, reference
 from .registry import op
@@ -36,6 +37,7 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int | None = None) -> T
     backend = logits.backend
     v = logits.shape[-1]
     z = xp.reshape(logits.data, (-1, v))  # (N, V)
+    check_token_ids(targets, v, "cross_entropy's targets", skip=ignore_index)  # host targets, before they go over
     t = device_array(targets, backend, "int64")
     t = xp.reshape(t, (-1,))  # (N,)
     if t.shape[0] != z.shape[0]:

@@ -106,8 +106,9 @@ class Trainer:
         self.schedule = make_schedule(cfg.schedule, cfg.peak_lr, cfg.steps, cfg.warmup_steps, cfg.min_lr)
         self.rng = self.backend.rng(cfg.seed)  # batch draws
         self.dropouts = [m for m in self.model.modules() if isinstance(m, Dropout)]
-        self.train_batches = Batcher(ds.train, self.backend, self.block_size)
-        self.val_batches = Batcher(ds.val, self.backend, self.block_size)
+        vocab = self.model.config.vocab_size  # the data's ids are checked against it before they go over
+        self.train_batches = Batcher(ds.train, self.backend, self.block_size, vocab, "the training data")
+        self.val_batches = Batcher(ds.val, self.backend, self.block_size, vocab, "the validation data")
         self.step = 0
         self.losses: list = []   # training loss per step (None where non-finite)
         self.evals: list = []    # {"step", "train", "val", "lr", ...} per evaluation
