@@ -25,7 +25,7 @@ from tinyllm.optim import AdamW, clip_grad_norm, decay_groups  # noqa: E402
 from tinyllm.train.checkpoint import (CheckpointError, OutputDirError, has_checkpoint, load_checkpoint,  # noqa: E402
                                       prepare_output_dir, save_checkpoint)
 from tinyllm.train.resume import check_tensors, check_tokenizer  # noqa: E402
-from tinyllm.train.guards import (EXIT_INTERRUPTED, InterruptGuard, NonFiniteError, check_finite,  # noqa: E402
+from tinyllm.guards import (EXIT_INTERRUPTED, InterruptGuard, NonFiniteError, check_finite,  # noqa: E402
                                   is_finite, oom_message)
 from tinyllm.train.lock import LockError, RunLock  # noqa: E402
 

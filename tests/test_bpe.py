@@ -13,7 +13,8 @@ from tinyllm.train import load_checkpoint
 
 pytest.importorskip("tokenizers", reason="tokenizers is not installed (pip install 'tinyllm[bpe]')")
 
-from tinyllm.data.bpe import EOT, BPETokenizer, load_hf_tokenizer, train_bpe  # noqa: E402
+from tinyllm.data.bpe import EOT, BPETokenizer, train_bpe  # noqa: E402
+from tinyllm.gpt2 import load_hf_tokenizer  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAKESPEARE = os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare.txt")

@@ -13,7 +13,7 @@ from tinyllm import ops as F
 from tinyllm.cli import main
 from tinyllm.models import build_model
 from tinyllm.optim import AdamW
-from tinyllm.tensor import no_grad
+from tinyllm.autograd import no_grad
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(vocab_size=13, block_size=8, n_layer=1, n_head=2, n_embd=16)

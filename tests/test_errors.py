@@ -1,5 +1,6 @@
-"""One error family: every error a user can act on is a TinyLLMError carrying its exit code, still importable
-where it always was, and the CLI and the scripts turn any of them into one line and that code."""
+"""One error family: every error a user can act on is a TinyLLMError carrying its exit code, importable from
+the modules that raise it (issue 23 moved GPT-2's into tinyllm.gpt2 and the guards up to tinyllm.guards), and
+the CLI and the scripts turn any of them into one line and that code."""
 from __future__ import annotations
 
 import importlib
@@ -18,13 +19,13 @@ OLD_HOMES = [
     ("backends", "DeviceError"), ("backends.select", "DeviceError"), ("backends.io", "SafetensorsFormatError"),
     ("tinyllm", "DeviceError"), ("tinyllm.data", "DataError"), ("tinyllm.data", "TokenizerError"),
     ("tinyllm.data.datasets", "DataError"), ("tinyllm.data.tokenizers", "TokenizerError"),
-    ("tinyllm.sample", "SamplingError"), ("tinyllm.hf_dir", "ExportError"), ("tinyllm.hf_dir", "HFFormatError"),
-    ("tinyllm.models.hf_gpt2", "HFFormatError"), ("tinyllm.train", "ConfigError"),
+    ("tinyllm.sample", "SamplingError"), ("tinyllm.gpt2", "ExportError"), ("tinyllm.gpt2", "HFFormatError"),
+    ("tinyllm.gpt2.layout", "HFFormatError"), ("tinyllm.train", "ConfigError"),
     ("tinyllm.train", "CheckpointError"), ("tinyllm.train", "OutputDirError"), ("tinyllm.train", "LockError"),
     ("tinyllm.train", "NonFiniteError"), ("tinyllm.train", "OutOfMemory"), ("tinyllm.train", "TrainingInterrupted"),
     ("tinyllm.train.config", "ConfigError"), ("tinyllm.train.checkpoint", "CheckpointError"),
     ("tinyllm.train.checkpoint", "OutputDirError"), ("tinyllm.train.lock", "LockError"),
-    ("tinyllm.train.guards", "NonFiniteError"), ("tinyllm.train.guards", "Interrupted"),
+    ("tinyllm.guards", "NonFiniteError"), ("tinyllm.guards", "Interrupted"),
     ("tinyllm.train.trainer", "OutOfMemory"), ("tinyllm.train.trainer", "TrainingInterrupted"),
     ("tinyllm.ops", "ShapeError"),
 ]

@@ -438,7 +438,7 @@ def test_jit_layer_norm_keeps_nan_and_inf(jit):
 def test_profile_times_ops_however_they_were_imported(cpu):
     from tinyllm.ops.registry import OPS, set_hook
     from tinyllm.profile import profile
-    from tinyllm.tensor import Tensor as T, set_backward_hook
+    from tinyllm.autograd import Tensor as T, set_backward_hook
 
     backward = T.backward
     x = Tensor(cpu.rng(0).normal((4, 6)), device=cpu, requires_grad=True)

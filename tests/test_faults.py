@@ -24,7 +24,7 @@ import faultloop
 from tinyllm.train import lock as lk
 from tinyllm.train.checkpoint import (INDEX, CheckpointError, OutputDirError, has_checkpoint, load_checkpoint,
                                       prepare_output_dir, save_checkpoint)
-from tinyllm.train.guards import InterruptGuard, NonFiniteError, check_finite, human_bytes, oom_message
+from tinyllm.guards import InterruptGuard, NonFiniteError, check_finite, human_bytes, oom_message
 from tinyllm.train.lock import LOCK_NAME, LockError, RunLock
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -16,9 +16,9 @@ import pytest
 
 from backends.io import decode_safetensors, encode_safetensors
 from tinyllm.cli import EXIT_BAD_INPUT, main
-from tinyllm.hf_dir import ExportError, export_model, load_pretrained, load_pretrained_model
+from tinyllm.gpt2 import ExportError, export_model, load_pretrained, load_pretrained_model
 from tinyllm.models import GPT, GPTConfig
-from tinyllm.models.hf_gpt2 import HFFormatError, gpt2_config
+from tinyllm.gpt2 import HFFormatError, gpt2_config
 from tinyllm.sample import generate_batch
 
 try:

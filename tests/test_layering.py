@@ -206,3 +206,86 @@ def test_a_strict_run_loads_none_of_the_cpus_kernels():
     assert not [m for m in loaded if m.startswith(("backends.cpu.kernels", "backends.cpu.jit", "backends.cpu.mkl",
                                                    "backends.cpu.threads", "numba", "threadpoolctl"))], loaded
     assert out[1:] == [""], f"modules with CPU kernels loaded: {out[1]}"
+
+
+# -- tinyllm/: no circles, no arrow up to tinyllm/__init__ ------------------------------------------
+
+def tinyllm_import_graph(root=None) -> tuple:
+    """({module: the tinyllm modules it imports}, [arrows up]) for every file under tinyllm/. An import inside
+    a function counts, and so does the __init__ of each package the target sits in (importing
+    tinyllm.train.guards runs tinyllm/train/__init__.py first), except the importer's own packages, which
+    are already running. An arrow up is an import of tinyllm/__init__ itself from inside the package."""
+    root = root or ROOT
+    files = {_backends_module(p, root): p for p in sorted((root / "tinyllm").rglob("*.py"))}
+    graph, up = {}, []
+    for mod, p in files.items():
+        package = mod if p.name == "__init__.py" else mod.rpartition(".")[0]
+        own = {mod} | {".".join(mod.split(".")[:i]) for i in range(1, mod.count(".") + 1)}
+        edges = graph.setdefault(mod, set())
+        for n in ast.walk(ast.parse(p.read_text(), filename=str(p))):
+            if isinstance(n, ast.ImportFrom):
+                base = _absolute(n, package)
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in n.names]
+            elif isinstance(n, ast.Import):
+                targets = [a.name for a in n.names]
+            else:
+                continue
+            for t in targets:
+                if t == "tinyllm" and mod != "tinyllm":
+                    up.append(f"{p.relative_to(root)}:{n.lineno}")
+                parts = t.split(".")
+                edges.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+        edges &= files.keys() - own
+    return graph, up
+
+
+def test_tinyllm_has_no_import_circles():
+    circles = import_circles(tinyllm_import_graph()[0])
+    assert not circles, "\n".join(" -> ".join(c) for c in circles)
+
+
+def test_nothing_inside_tinyllm_imports_tinyllm_init():
+    """__version__ and the rest come from their own modules (tinyllm/version.py), never from the package top,
+    which imports everything: an arrow up is a circle waiting for its first import-time use."""
+    assert not tinyllm_import_graph()[1]
+
+
+def test_the_tinyllm_graph_sees_a_circle_through_a_package_init(tmp_path):
+    """trainer -> dist.parallel -> (lazily) dist.stop -> train.guards: guards runs train/__init__, which
+    imports the trainer. Such a circle, and an arrow up, are found."""
+    files = {"__init__.py": "", "train/__init__.py": "from .trainer import T\n",
+             "train/trainer.py": "from ..dist import P\n", "train/guards.py": "",
+             "dist/__init__.py": "from .parallel import P\n",
+             "dist/parallel.py": "class P:\n    def g(self):\n        from .stop import G\n",
+             "dist/stop.py": "from ..train.guards import x\nfrom .. import __version__\n"}
+    for name, text in files.items():
+        (tmp_path / "tinyllm" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "tinyllm" / name).write_text(text)
+    graph, up = tinyllm_import_graph(tmp_path)
+    assert import_circles(graph) == [["tinyllm.dist", "tinyllm.dist.parallel", "tinyllm.dist.stop", "tinyllm.train",
+                                      "tinyllm.train.trainer", "tinyllm.dist"]]
+    assert up == [str(pathlib.Path("tinyllm/dist/stop.py")) + ":2"]
+
+
+# -- sizes: short functions, a trainer that reads in one sitting -----------------------------------
+
+MAX_FUNCTION_LINES = 60
+MAX_TRAINER_LINES = 300
+
+
+def long_functions(paths) -> list:
+    return [f"{p.relative_to(ROOT)}:{n.lineno} {n.name} ({n.end_lineno - n.lineno + 1} lines)"
+            for p in paths for n in ast.walk(ast.parse(p.read_text(), filename=str(p)))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES]
+
+
+def test_no_function_over_60_lines():
+    paths = [p for d in ("tinyllm", "backends") for p in sorted((ROOT / d).rglob("*.py"))]
+    bad = long_functions(paths)
+    assert not bad, "split these into smaller functions:\n" + "\n".join(bad)
+
+
+def test_the_trainer_fits_300_lines():
+    n = len((ROOT / "tinyllm" / "train" / "trainer.py").read_text().splitlines())
+    assert n <= MAX_TRAINER_LINES, f"tinyllm/train/trainer.py has {n} lines; move a cohesive piece into tinyllm/train/"

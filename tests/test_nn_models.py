@@ -5,7 +5,7 @@ import pytest
 from backends import get_backend
 from tinyllm.models import GPTConfig, build_model, config_for
 from tinyllm.nn import Dropout, Linear
-from tinyllm.tensor import Tensor, no_grad
+from tinyllm.autograd import Tensor, no_grad
 
 TINY = dict(vocab_size=13, block_size=8, n_layer=2, n_head=2, n_embd=16)
 

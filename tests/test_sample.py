@@ -7,7 +7,7 @@ import pytest
 from tinyllm.data import CharTokenizer, TokenizerError
 from tinyllm.models import build_model
 from tinyllm.sample import SamplingError, filter_probs, generate, generate_batch, sample_lines
-from tinyllm.tensor import no_grad
+from tinyllm.autograd import no_grad
 
 
 def tiny_gpt(backend, block=8, vocab=11, seed=1):

@@ -198,9 +198,6 @@ class Tensor:
             return self
         return Tensor(b.copy_from(self.data, self.backend), device=b, requires_grad=self.requires_grad)
 
-    def astype(self, dtype) -> "Tensor":
-        return ops.cast(self, dtype)
-
     def detach(self) -> "Tensor":
         return Tensor.from_op(self.data, self.backend)
 
@@ -296,44 +293,8 @@ class Tensor:
                     stack.append((p, False))
         return topo
 
-    # -- operators (the ops live in tinyllm/ops) --------------------------------
-    def __add__(self, o): return ops.add(self, o)
-    def __radd__(self, o): return ops.add(o, self)
-    def __sub__(self, o): return ops.sub(self, o)
-    def __rsub__(self, o): return ops.sub(o, self)
-    def __mul__(self, o): return ops.mul(self, o)
-    def __rmul__(self, o): return ops.mul(o, self)
-    def __truediv__(self, o): return ops.div(self, o)
-    def __rtruediv__(self, o): return ops.div(o, self)
-    def __neg__(self): return ops.neg(self)
-    def __pow__(self, p): return ops.pow(self, p)
-    def __matmul__(self, o): return ops.matmul(self, o)
-    def __getitem__(self, idx): return ops.getitem(self, idx)
-
-    def sum(self, axis=None, keepdims=False): return ops.sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return ops.mean(self, axis, keepdims)
-    def max(self, axis=None, keepdims=False): return ops.max(self, axis, keepdims)
-    def exp(self): return ops.exp(self)
-    def log(self): return ops.log(self)
-    def sqrt(self): return ops.sqrt(self)
-    def tanh(self): return ops.tanh(self)
-    def sigmoid(self): return ops.sigmoid(self)
-    def relu(self): return ops.relu(self)
-    def gelu(self): return ops.gelu(self)
-    def softmax(self, axis=-1): return ops.softmax(self, axis)
-    def log_softmax(self, axis=-1): return ops.log_softmax(self, axis)
-    def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return ops.reshape(self, shape)
-    def permute(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return ops.permute(self, axes)
-    def transpose(self, a=-2, b=-1): return ops.transpose(self, a, b)
-
-    @property
-    def T(self): return ops.transpose(self, -2, -1)
+    # operators and methods (x + y, x @ w, x[i], x.sum(), x.reshape(...), x.T, x.astype) call the ops, and
+    # tinyllm/ops/methods.py binds them here: this module sits below the ops and never imports them
 
 
 def _same_device(owner: Backend, backend: Backend) -> None:
@@ -394,6 +355,3 @@ def tensor(data, device=None, dtype=None, requires_grad: bool = False) -> Tensor
     """Make a Tensor from a list, NumPy array or device array (float32 by default)."""
     return Tensor(data, device=device, dtype=dtype, requires_grad=requires_grad)
 
-
-# last: the ops import Tensor from this module, and the operators above call them
-from . import ops  # noqa: E402

@@ -32,7 +32,7 @@ from .data.bpe import DEFAULT_VOCAB
 from .models import MODELS
 from .optim import SCHEDULES
 from .train.config import OPTIMIZERS, TOKENIZERS, TrainConfig, model_default
-from .train.guards import point_at_devnull
+from .guards import point_at_devnull
 
 
 def run_guarded(fn, *args) -> int:
@@ -80,66 +80,83 @@ Exit codes: 0 ok, 2 bad input (one line on stderr), 3 training diverged or ran o
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    S = argparse.SUPPRESS  # unset flags stay absent, so TOML / checkpoint settings show through
-    g = p.add_argument_group("data and model")
-    g.add_argument("--data", default=S, metavar="NAME|PATH",
+    _add_model_args(p.add_argument_group("data and model"))
+    _add_optimizer_args(p.add_argument_group("optimisation"))
+    _add_output_args(p.add_argument_group("evaluation and output"))
+
+
+UNSET = argparse.SUPPRESS  # a train flag left out stays absent, so TOML / checkpoint settings show through
+
+
+def _add_model_args(g) -> None:
+    g.add_argument("--data", default=UNSET, metavar="NAME|PATH",
                    help=f"an embedded dataset ({', '.join(DATASETS)}; default {D.data}) or a UTF-8 text file")
-    g.add_argument("--lines", action=argparse.BooleanOptionalAction, default=S,
+    g.add_argument("--lines", action=argparse.BooleanOptionalAction, default=UNSET,
                    help="treat a text file as one example per line like names (default: guess)")
-    g.add_argument("--raw-text", action="store_true", default=S,
+    g.add_argument("--raw-text", action="store_true", default=UNSET,
                    help="read a text file as it is: keep a byte-order mark and \\r\\n line ends "
                         "(default: the mark is removed, line ends become \\n)")
-    g.add_argument("--model", default=S, choices=list(MODELS), help=f"model to train (default {D.model})")
-    g.add_argument("--n-layer", type=int, default=S, metavar="N", help=f"transformer blocks ({_per_model('n_layer')})")
-    g.add_argument("--n-head", type=int, default=S, metavar="N", help=f"attention heads ({_per_model('n_head')})")
-    g.add_argument("--n-embd", type=int, default=S, metavar="N",
+    g.add_argument("--model", default=UNSET, choices=list(MODELS), help=f"model to train (default {D.model})")
+    g.add_argument("--n-layer", type=int, default=UNSET, metavar="N",
+                   help=f"transformer blocks ({_per_model('n_layer')})")
+    g.add_argument("--n-head", type=int, default=UNSET, metavar="N", help=f"attention heads ({_per_model('n_head')})")
+    g.add_argument("--n-embd", type=int, default=UNSET, metavar="N",
                    help=f"embedding width, divisible by --n-head ({_per_model('n_embd')})")
-    g.add_argument("--block-size", type=int, default=S, metavar="N",
+    g.add_argument("--block-size", type=int, default=UNSET, metavar="N",
                    help=f"context length in tokens ({_per_model('block_size')})")
-    g.add_argument("--dropout", type=float, default=S, metavar="P", help=f"dropout probability ({_per_model('dropout')})")
-    g.add_argument("--bias", action=argparse.BooleanOptionalAction, default=S,
+    g.add_argument("--dropout", type=float, default=UNSET, metavar="P",
+                   help=f"dropout probability ({_per_model('dropout')})")
+    g.add_argument("--bias", action=argparse.BooleanOptionalAction, default=UNSET,
                    help=f"biases in Linear and LayerNorm layers ({_per_model('bias')})")
-    g.add_argument("--tokenizer", default=S, choices=TOKENIZERS,
+    g.add_argument("--tokenizer", default=UNSET, choices=TOKENIZERS,
                    help=f"default {D.tokenizer} (characters; words for arithmetic); bpe: a byte-level BPE trained on "
                         f"the training split (needs: pip install 'tinyllm[bpe]')")
-    g.add_argument("--vocab-size", type=int, default=S, metavar="N",
+    g.add_argument("--vocab-size", type=int, default=UNSET, metavar="N",
                    help=f"BPE vocabulary size (default {DEFAULT_VOCAB})")
-    g.add_argument("--init-from", default=S, metavar="DIR",
+    g.add_argument("--init-from", default=UNSET, metavar="DIR",
                    help="start from a local Hugging Face GPT-2 directory (config.json, model.safetensors, "
                         "tokenizer.json or vocab.json + merges.txt): its weights and tokenizer; nothing is downloaded")
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--steps", type=int, default=S, metavar="N", help=f"optimizer steps in total (default {D.steps})")
-    g.add_argument("--batch-size", type=int, default=S, metavar="N", help=f"sequences per step (default {D.batch_size})")
-    g.add_argument("--optimizer", default=S, choices=OPTIMIZERS, help=f"default {D.optimizer}")
-    g.add_argument("--lr", type=float, default=S, help=f"peak learning rate ({_per_model('lr')})")
-    g.add_argument("--min-lr", type=float, default=S, help="end of the cosine schedule (default lr/10)")
-    g.add_argument("--warmup", type=int, default=S, metavar="N", help="linear warmup steps (default min(100, steps/10))")
-    g.add_argument("--schedule", default=S, choices=SCHEDULES, help=f"default {D.schedule}")
-    g.add_argument("--weight-decay", type=float, default=S, metavar="WD",
+
+
+def _add_optimizer_args(g) -> None:
+    g.add_argument("--steps", type=int, default=UNSET, metavar="N",
+                   help=f"optimizer steps in total (default {D.steps})")
+    g.add_argument("--batch-size", type=int, default=UNSET, metavar="N",
+                   help=f"sequences per step (default {D.batch_size})")
+    g.add_argument("--optimizer", default=UNSET, choices=OPTIMIZERS, help=f"default {D.optimizer}")
+    g.add_argument("--lr", type=float, default=UNSET, help=f"peak learning rate ({_per_model('lr')})")
+    g.add_argument("--min-lr", type=float, default=UNSET, help="end of the cosine schedule (default lr/10)")
+    g.add_argument("--warmup", type=int, default=UNSET, metavar="N",
+                   help="linear warmup steps (default min(100, steps/10))")
+    g.add_argument("--schedule", default=UNSET, choices=SCHEDULES, help=f"default {D.schedule}")
+    g.add_argument("--weight-decay", type=float, default=UNSET, metavar="WD",
                    help=f"decoupled weight decay on matrices (default {D.weight_decay})")
-    g.add_argument("--beta1", type=float, default=S, help=f"Adam beta1 / SGD momentum (default {D.beta1})")
-    g.add_argument("--beta2", type=float, default=S, help=f"Adam beta2 (default {D.beta2})")
-    g.add_argument("--grad-clip", type=float, default=S, metavar="NORM",
+    g.add_argument("--beta1", type=float, default=UNSET, help=f"Adam beta1 / SGD momentum (default {D.beta1})")
+    g.add_argument("--beta2", type=float, default=UNSET, help=f"Adam beta2 (default {D.beta2})")
+    g.add_argument("--grad-clip", type=float, default=UNSET, metavar="NORM",
                    help=f"clip the global gradient norm (default {D.grad_clip}; 0 = off)")
-    g.add_argument("--skip-nonfinite", action="store_true", default=S,
+    g.add_argument("--skip-nonfinite", action="store_true", default=UNSET,
                    help="skip updates whose loss or gradient is nan/inf instead of stopping (counted in the log)")
-    g = p.add_argument_group("evaluation and output")
-    g.add_argument("--eval-interval", type=int, default=S, metavar="N",
+
+
+def _add_output_args(g) -> None:
+    g.add_argument("--eval-interval", type=int, default=UNSET, metavar="N",
                    help=f"evaluate, log and checkpoint every N steps (default {D.eval_interval})")
-    g.add_argument("--log-interval", type=int, default=S, metavar="N",
+    g.add_argument("--log-interval", type=int, default=UNSET, metavar="N",
                    help=f"read the loss and gradient norm from the device every N steps (default {D.log_interval}); "
                         f"other steps wait for nothing")
-    g.add_argument("--transfer-stats", action="store_true", default=S,
+    g.add_argument("--transfer-stats", action="store_true", default=UNSET,
                    help="print what crossed between host and device (copies, reads, bytes) per phase at the end")
-    g.add_argument("--eval-iters", type=int, default=S, metavar="N",
+    g.add_argument("--eval-iters", type=int, default=UNSET, metavar="N",
                    help=f"batches per split in an evaluation (default {D.eval_iters})")
-    g.add_argument("--samples", type=int, default=S, metavar="N", help=f"samples printed at the end (default {D.samples})")
-    g.add_argument("--device", default=S, help=f"{DEVICES} (default {D.device}); "
+    g.add_argument("--samples", type=int, default=UNSET, metavar="N",
+                   help=f"samples printed at the end (default {D.samples})")
+    g.add_argument("--device", default=UNSET, help=f"{DEVICES} (default {D.device}); "
                                                f"an unusable GPU falls back to cpu with a warning")
-    g.add_argument("--seed", type=int, default=S, help=f"seed for weights, batches and dropout (default {D.seed})")
-    g.add_argument("--out", default=S, metavar="DIR", help=f"output directory (default {OUT})")
-    g.add_argument("--resume", action="store_true", default=S, help="continue from the checkpoint in --out")
-    g.add_argument("--overwrite", action="store_true", default=S,
+    g.add_argument("--seed", type=int, default=UNSET, help=f"seed for weights, batches and dropout (default {D.seed})")
+    g.add_argument("--out", default=UNSET, metavar="DIR", help=f"output directory (default {OUT})")
+    g.add_argument("--resume", action="store_true", default=UNSET, help="continue from the checkpoint in --out")
+    g.add_argument("--overwrite", action="store_true", default=UNSET,
                    help="replace an earlier run in --out (without it, a new run there is refused)")
     g.add_argument("--config", metavar="FILE.toml", default=None,
                    help="read settings from a TOML file (keys as the flags, e.g. n_layer = 6); flags override it")
@@ -207,7 +224,7 @@ def cmd_sample(args) -> int:
     from .sample import iter_complete
 
     if args.init_from is not None:
-        from .hf_dir import load_pretrained
+        from .gpt2 import load_pretrained
 
         model, tok = load_pretrained(args.init_from, args.device)
     else:
@@ -260,7 +277,7 @@ def _add_sample_args(p: argparse.ArgumentParser) -> None:
 # -- tinyllm export -------------------------------------------------------------------------------------
 
 def cmd_export(args) -> int:
-    from .hf_dir import export_model
+    from .gpt2 import export_model
 
     model, tok, meta = _load_run(args.out, "cpu")
     files = export_model(model, tok, args.dest)
@@ -306,7 +323,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .version import __version__
 
     fmt = argparse.RawDescriptionHelpFormatter
     p = Parser(

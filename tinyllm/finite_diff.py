@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .tensor import Tensor, no_grad
+from .autograd import Tensor, no_grad
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Guards for a training loop: non-finite values, Ctrl-C, out of memory.
+"""Guards for a training loop: non-finite values, Ctrl-C, out of memory (below train/, distributed/ and
+models/, which all use them).
 
 check_finite(step, loss, grad_norm) raises NonFiniteError naming the step and
 the value. InterruptGuard turns the first SIGINT or SIGTERM (what `kill` and
@@ -17,8 +18,8 @@ import signal
 import sys
 import threading
 
-from ..errors import EXIT_INTERRUPTED, Interrupted, NonFiniteError  # noqa: F401  (re-exported)
-from ..memory import human_bytes
+from .errors import EXIT_INTERRUPTED, Interrupted, NonFiniteError  # noqa: F401  (re-exported)
+from .memory import human_bytes
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -9,7 +9,7 @@
 Inside the block the op registry routes every op call through the profiler
 (tinyllm/ops/registry.py: set_hook), so an op is timed however it was
 imported, and the backward closure each op records is wrapped too; the
-engine routes each backward() pass through it (tinyllm/tensor.py:
+engine routes each backward() pass through it (tinyllm/autograd.py:
 set_backward_hook). Nothing is patched: on exit both hooks are removed
 (when off, profiling costs one check per op call).
 Times are exclusive: an op that calls another op (transpose -> permute) is
@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from .ops.registry import set_hook
-from .tensor import set_backward_hook
+from .autograd import set_backward_hook
 
 _active = None  # the running Profile (profiles do not nest)
 

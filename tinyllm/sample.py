@@ -26,7 +26,7 @@ import numbers
 from backends import backend_of
 
 from .random import RandomStream
-from .tensor import no_grad
+from .autograd import no_grad
 from .errors import SamplingError
 
 SAMPLING_SITE = 0x5A3D1E  # the generator's call-site word for sampling noise (dropout sites are < 2**31 too)

@@ -4,7 +4,7 @@
     python scripts/bench/bench_generate.py --threads 2 --json
 
 One random GPT-2 small (12 layers, 12 heads, 768 wide, vocab 50257, block 1024)
-is drawn in tinyllm, exported with `tinyllm.hf_dir.export_model`, and loaded
+is drawn in tinyllm, exported with `tinyllm.gpt2.export_model`, and loaded
 by transformers' GPT2LMHeadModel.from_pretrained: the same weights on both
 sides. A gate first checks that both produce the same greedy tokens. Then the
 two decoders alternate (A, B, A, B, ...), each generating --new-tokens tokens
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
               f"pip install torch transformers", file=sys.stderr)
         return 2
     torch.set_num_threads(a.threads)
-    from tinyllm.hf_dir import export_model
+    from tinyllm.gpt2 import export_model
     from tinyllm.models import GPT, GPTConfig
     from tinyllm.sample import generate_batch
 

@@ -28,7 +28,7 @@ from _common import (Claims, LossLog, get_device, line_ids, make_parser, nll_of_
 
 from tinyllm import ops
 from tinyllm.data import names_dataset
-from tinyllm.gradcheck import gradcheck
+from tinyllm.finite_diff import gradcheck
 from tinyllm.nn import Embedding, Linear, Module
 from tinyllm.optim import SGD, make_schedule
 from tinyllm.sample import sample_lines

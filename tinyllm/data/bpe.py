@@ -1,7 +1,9 @@
 """Byte-level BPE, GPT-2's tokenizer scheme, through Hugging Face's `tokenizers` library.
 
     tok = train_bpe(["some training text ..."], vocab_size=512)   # 256 bytes + <|endoftext|> + 255 merges
-    tok = load_hf_tokenizer("gpt2-dir")   # tokenizer.json, or vocab.json + merges.txt: GPT-2's own
+
+GPT-2's own, read from a Hugging Face directory, comes through
+tinyllm.gpt2.load_hf_tokenizer (tinyllm/gpt2/tokenizer_files.py).
 
 `tokenizers` is an optional extra (pip install 'tinyllm[bpe]'), not a core
 dependency: it is compiled code that brings huggingface-hub and its HTTP stack
@@ -16,10 +18,7 @@ stored with the checkpoint as its tokenizer.json text, and exports as that file.
 """
 from __future__ import annotations
 
-import json
-import os
-
-from .tokenizers import TokenizerError
+from ..errors import TokenizerError
 
 EOT = "<|endoftext|>"
 MIN_VOCAB = 257          # the 256 byte tokens + <|endoftext|>
@@ -28,7 +27,8 @@ DEFAULT_VOCAB = 512
 INSTALL = "pip install 'tinyllm[bpe]' (or: pip install tokenizers)"
 
 
-def _lib():
+def tokenizers_lib():
+    """Hugging Face's tokenizers module, or one TokenizerError saying what to install."""
     try:
         import tokenizers
     except ImportError:
@@ -109,13 +109,14 @@ class BPETokenizer:
     def from_dict(cls, d: dict) -> "BPETokenizer":
         if not isinstance(d.get("json"), str):
             raise TokenizerError("bpe tokenizer description has no tokenizer.json text")
-        return cls(_from_json(_lib(), d["json"], "the stored tokenizer"), bos=bool(d.get("bos", False)))
+        tk = parse_tokenizer_json(tokenizers_lib(), d["json"], "the stored tokenizer")
+        return cls(tk, bos=bool(d.get("bos", False)))
 
     def __eq__(self, other) -> bool:
         return isinstance(other, BPETokenizer) and other.to_dict() == self.to_dict()
 
 
-def _from_json(lib, text: str, where: str):
+def parse_tokenizer_json(lib, text: str, where: str):
     try:
         return lib.Tokenizer.from_str(text)
     except Exception as e:  # the Rust parser raises plain Exception
@@ -128,7 +129,7 @@ def train_bpe(texts: list, vocab_size: int = DEFAULT_VOCAB, bos: bool = False) -
     Exactly vocab_size tokens, or a TokenizerError when the text runs out of pairs to merge first.
     """
     check_vocab_size(vocab_size)
-    lib = _lib()
+    lib = tokenizers_lib()
     from tokenizers import decoders, models, pre_tokenizers, trainers
 
     tk = lib.Tokenizer(models.BPE())
@@ -142,59 +143,3 @@ def train_bpe(texts: list, vocab_size: int = DEFAULT_VOCAB, bos: bool = False) -
         raise TokenizerError(f"--vocab-size {vocab_size} is too large for this text: byte-level BPE ran out of "
                              f"pairs to merge at {got} tokens; use --vocab-size {got} or less")
     return BPETokenizer(tk, bos=bos)
-
-
-TOKENIZER_FILES = "tokenizer.json, or vocab.json + merges.txt"
-
-
-def load_hf_tokenizer(path: str, bos: bool = False) -> BPETokenizer:
-    """The tokenizer of a local Hugging Face model directory: tokenizer.json, else GPT-2's vocab.json + merges.txt.
-
-    Nothing is downloaded. A missing or unreadable file is one TokenizerError naming it.
-    """
-    tj, vj, mt = (os.path.join(path, f) for f in ("tokenizer.json", "vocab.json", "merges.txt"))
-    if os.path.isfile(tj):
-        lib = _lib()
-        try:
-            with open(tj, encoding="utf-8") as f:
-                text = f.read()
-        except (OSError, UnicodeDecodeError) as e:
-            raise TokenizerError(f"cannot read {tj}: {getattr(e, 'strerror', None) or e}") from None
-        return BPETokenizer(_from_json(lib, text, tj), bos=bos)
-    if not os.path.isfile(vj) and not os.path.isfile(mt):
-        raise TokenizerError(f"{path} has no tokenizer: it needs {TOKENIZER_FILES} (as saved by transformers)")
-    for f, other in ((vj, mt), (mt, vj)):
-        if not os.path.isfile(f):
-            raise TokenizerError(f"{f} is missing ({os.path.basename(other)} needs it); copy it from the "
-                                 f"model's files, or give tokenizer.json instead")
-    lib = _lib()
-    from tokenizers import decoders, models, pre_tokenizers, processors
-
-    try:
-        with open(vj, encoding="utf-8") as f:
-            vocab = json.load(f)
-        tk = lib.Tokenizer(models.BPE.from_file(vj, mt))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise TokenizerError(f"cannot read {vj} / {mt}: {str(e)[:120]}") from None
-    except Exception as e:  # the Rust BPE loader: a malformed merges.txt, a merge of unknown tokens
-        raise TokenizerError(f"{vj} and {mt} do not form a BPE vocabulary ({str(e)[:120]})") from None
-    # what transformers' GPT2TokenizerFast builds from the same two files
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    tk.post_processor = processors.ByteLevel(trim_offsets=False)
-    if EOT in vocab:
-        tk.add_special_tokens([EOT])
-    return BPETokenizer(tk, bos=bos)
-
-
-def write_tokenizer_files(tok: BPETokenizer, dest: str, model_max_length: int) -> list:
-    """tokenizer.json + tokenizer_config.json in dest (transformers' AutoTokenizer loads them); -> names."""
-    conf = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": model_max_length,
-            "add_prefix_space": False, "clean_up_tokenization_spaces": False}
-    if tok.eot_id is not None:
-        conf.update(bos_token=EOT, eos_token=EOT, unk_token=EOT)
-    files = {"tokenizer.json": tok.to_json(), "tokenizer_config.json": json.dumps(conf, indent=2) + "\n"}
-    for name, text in files.items():
-        with open(os.path.join(dest, name), "w", encoding="utf-8") as f:
-            f.write(text)
-    return list(files)

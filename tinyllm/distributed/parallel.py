@@ -1,4 +1,4 @@
-"""Data-parallel training over a world of ranks (ChainerMN's pattern), hooked into the Trainer.
+"""Data-parallel training over a world of ranks (ChainerMN's pattern), as the Trainer calls it.
 
 - `--batch-size` is the global batch: every rank draws the same batch from the
   same seeded RNG and keeps its own rows (rank r of N: rows r*B//N .. (r+1)*B//N).
@@ -14,13 +14,15 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import threading
 
 from backends import cuda_device_count
 
-from .world import DistError, NullWorld, current_world, picklable
+from ..guards import InterruptGuard
+from ..version import __version__
+from .stop import RankGuard
+from .world import DistError, picklable
 
 
 def rank_device(spec: str, world) -> str:
@@ -133,8 +135,6 @@ class DataParallel:
         weights and optimizer state."""
         if self.size == 1:
             return
-        from .. import __version__
-
         cfg = trainer.config
         mine = {"settings": cfg.to_dict(), "tinyllm": __version__, "data": trainer.data_info.get("fingerprint"),
                 "step": trainer.step, "model": trainer.model_name,
@@ -195,15 +195,12 @@ class DataParallel:
             self.boundary_rng = trainer.rng.get_state()
             self.boundary_step = trainer.step + 1  # the loop counts the step after this
 
-    def guard(self, trainer, single):
-        """The signal guard of a run: `single` (InterruptGuard) for one process, else a RankGuard."""
+    def guard(self, trainer):
+        """The signal guard of a run: an InterruptGuard for one process, else a RankGuard."""
         if self.size == 1:
-            return single()
-        from .stop import RankGuard
-
+            return InterruptGuard()
         self.stop_guard = RankGuard(self, trainer)
         return self.stop_guard
-
 
 
 def _differences(a: dict, b: dict) -> str:
@@ -218,32 +215,24 @@ def _differences(a: dict, b: dict) -> str:
     return ", ".join(out)
 
 
-def collective_init(init):
-    """Wraps Trainer.__init__: finds the world first (self.world, self.parallel), and under MPI makes an error on
-    any rank an error on every rank (the first failing rank's, one line each), then checks the ranks agree."""
-
-    @functools.wraps(init)
-    def wrapper(self, *args, **kwargs):
-        self.world = world = current_world()
-        if world.size == 1:
-            init(self, *args, **kwargs)
-            self.parallel = DataParallel(world, self.backend)
-            return
-        err = None
-        try:
-            init(self, *args, **kwargs)
-        except Exception as e:  # noqa: BLE001 -- shared with the other ranks, then raised here
-            err = e
-        errors = world.allgather(None if err is None else picklable(err))
-        if err is not None:
-            raise err
-        first = next((e for e in errors if e is not None), None)
-        if first is not None:
-            raise first
-        self.parallel = DataParallel(world, self.backend)
-        self.parallel.agree(self)
-
-    return wrapper
+@contextlib.contextmanager
+def collective_errors(world):
+    """Around the Trainer's set-up: under MPI an error on any rank becomes an error on every rank (the first
+    failing rank's, one line each), so no rank waits forever in a collective the failed one never reaches."""
+    if world.size == 1:
+        yield
+        return
+    err = None
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 -- shared with the other ranks, then raised here
+        err = e
+    errors = world.allgather(None if err is None else picklable(err))
+    if err is not None:
+        raise err
+    first = next((e for e in errors if e is not None), None)
+    if first is not None:
+        raise first
 
 
-__all__ = ["DataParallel", "collective_init", "rank_device", "rank_log", "NullWorld"]
+__all__ = ["DataParallel", "collective_errors", "rank_device", "rank_log"]

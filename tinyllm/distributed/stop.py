@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 
-from ..train.guards import SIGNALS, InterruptGuard, signal_name
+from ..guards import SIGNALS, InterruptGuard, signal_name
 
 
 class RankGuard(InterruptGuard):
@@ -90,9 +90,7 @@ class RankGuard(InterruptGuard):
                 return
         try:  # the writer: its own session, only this thread, no MPI
             os.setsid()
-            from ..train.checkpoint import save_checkpoint
-
-            save_checkpoint(t.out, tensors, meta, run_id=t.run_id, replaces=t.replaces)
+            t.write_checkpoint(tensors, meta)
         except BaseException as e:  # noqa: BLE001 -- one line, then out
             _say(f"error: the checkpoint of step {step} was not saved: {e}")
         finally:

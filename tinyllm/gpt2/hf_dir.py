@@ -26,12 +26,14 @@ import stat
 from backends import get_backend
 from backends.io import SafetensorsFormatError, decode_safetensors, encode_safetensors
 
-from .data.bpe import BPETokenizer, load_hf_tokenizer, write_tokenizer_files
-from .data.tokenizers import vocab_misfit
-from .models.gpt import GPT
-from .models.hf_gpt2 import (HFFormatError, config_from_gpt2, gpt2_config, gpt2_tensors, load_gpt2_tensors,
-                              match_gpt2_tensors)
-from .errors import EXIT_FAILED, ExportError
+from ..data.bpe import BPETokenizer
+from ..data.tokenizers import vocab_misfit
+from ..errors import EXIT_FAILED, ExportError
+from ..models.build import build_checked, check_fits
+from ..models.gpt import GPT
+from .layout import (HFFormatError, config_from_gpt2, gpt2_config, gpt2_tensors, load_gpt2_tensors,
+                     match_gpt2_tensors)
+from .tokenizer_files import load_hf_tokenizer, write_tokenizer_files
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 NEEDS = "config.json, model.safetensors, and tokenizer.json or vocab.json + merges.txt"
@@ -164,8 +166,6 @@ def load_pretrained_model(path: str, device="cpu", block_size: int | None = None
 
     Before anything is allocated, the sizes in config.json are held against the memory (OutOfMemory,
     exit 3: training=True counts gradients and optimizer state too) and the file against config.json."""
-    from .train.build import build_checked, check_fits
-
     raw, cfg = read_gpt2_config(path, block_size, dropout)
     backend = get_backend(device) if isinstance(device, str) else device
     f = os.path.join(path, WEIGHTS)

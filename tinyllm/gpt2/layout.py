@@ -29,8 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .gpt import GPT, GPTConfig
 from ..errors import HFFormatError
+from ..models.gpt import GPT, GPTConfig
 
 # the GELU in transformers that is tinyllm's tanh form (plain "gelu" is the erf form: a different function)
 TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")

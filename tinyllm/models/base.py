@@ -7,7 +7,7 @@ from backends import Backend, DeviceError, backend_of, get_backend
 
 from ..ids import check_token_ids
 from ..ops import device_array
-from ..tensor import Tensor, default_backend
+from ..autograd import Tensor, default_backend
 
 
 @dataclass

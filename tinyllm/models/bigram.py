@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from .. import ops as F
 from ..nn import Embedding, Module
-from ..tensor import Tensor
+from ..autograd import Tensor
 from .base import ModelConfig, model_backend, token_ids
 
 

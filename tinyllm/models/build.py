@@ -1,12 +1,10 @@
-"""What a run builds from its settings: the model (refused up front when it cannot fit the memory) and
-its optimizer."""
+"""A model built by name, refused up front when it cannot fit the memory (training, sampling, --init-from)."""
 from __future__ import annotations
 
 from ..errors import OutOfMemory
+from ..guards import oom_message
 from ..memory import human_bytes, shortfall
-from ..models import build_model, parameter_count
-from ..optim import SGD, Adam, AdamW, decay_groups
-from .guards import oom_message
+from . import build_model, parameter_count
 
 # bytes of memory per parameter in training: weights, gradients and two AdamW moments, float32
 TRAIN_BYTES_PER_PARAM = 16
@@ -41,12 +39,3 @@ def build_checked(name: str, mcfg, backend, seed: int = 0, training: bool = True
             raise
         raise OutOfMemory(f"building the model ({n:,} parameters): {msg}") from None
 
-
-def make_optimizer(cfg, model):
-    """The optimizer cfg names, over model's parameters (no decay on biases and norm gains)."""
-    groups = decay_groups(model, cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return AdamW(groups, lr=cfg.peak_lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return Adam(groups, lr=cfg.peak_lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
-    return SGD(groups, lr=cfg.peak_lr, momentum=cfg.beta1, weight_decay=cfg.weight_decay)

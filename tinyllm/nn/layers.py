@@ -8,7 +8,7 @@ from backends import RNG
 
 from .. import ops as F
 from ..random import RandomStream, next_seed
-from ..tensor import Tensor
+from ..autograd import Tensor
 from .module import Module, Parameter, default_rng
 
 

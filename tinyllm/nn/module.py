@@ -4,7 +4,7 @@ from __future__ import annotations
 from backends import RNG, backend_of, get_backend
 
 from ..random import next_seed
-from ..tensor import Tensor, default_backend
+from ..autograd import Tensor, default_backend
 
 
 class Parameter(Tensor):

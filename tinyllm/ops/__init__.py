@@ -13,6 +13,9 @@ from .loss import cross_entropy, mse_loss
 from .attention import attention, causal_mask, self_attention
 from .unbind import unbind
 from ..errors import ShapeError
-from ._util import device_array
+from ._util import device_array  # for models/ (not in __all__: internal, as OPS and op are)
+from . import methods
 
-__all__ = sorted(OPS) + ["OPS", "op", "causal_mask", "ShapeError", "device_array"]
+methods.install()  # Tensor's operators and methods: x + y, x @ w, x.sum(), ...
+
+__all__ = sorted(OPS) + ["causal_mask", "ShapeError"]

@@ -6,7 +6,7 @@ import functools
 from backends import DeviceError, backend_of
 
 from ..errors import ShapeError
-from ..tensor import Tensor
+from ..autograd import Tensor
 
 
 def is_float(t: Tensor) -> bool:
@@ -105,6 +105,15 @@ def expand_reduced(xp, g, shape, axes, keepdims):
 def shape_of(x) -> tuple:
     """The shape of a Tensor or array; () for a Python number."""
     return tuple(getattr(x, "shape", ()))
+
+
+def broadcasts(*shapes) -> bool:
+    """Whether the shapes broadcast together (the standard's rule). An op that failed asks, to tell a shape
+    mistake (ShapeError) from any other failure: NumPy raises ValueError for it, torch RuntimeError."""
+    for i in range(1, max(map(len, shapes), default=0) + 1):
+        if len({s[-i] for s in shapes if len(s) >= i} - {1}) > 1:
+            return False
+    return True
 
 
 def broadcast_error(name: str, *operands) -> ShapeError:

@@ -1,7 +1,7 @@
 """softmax and log_softmax over one axis, numerically stable."""
 from __future__ import annotations
 
-from ..tensor import Tensor
+from ..autograd import Tensor
 from ._util import floating
 from .kernels import kernel, reference
 from .registry import op

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..errors import ShapeError
-from ..tensor import Tensor
+from ..autograd import Tensor
 from ._util import as_float
 from .activation import softmax_data
 from .kernels import kernel, reference

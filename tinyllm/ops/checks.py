@@ -8,9 +8,9 @@ no case); `tinyllm gradcheck` runs them for a learner to read.
 from dataclasses import dataclass
 
 from .. import ops as F
-from ..gradcheck import gradcheck
+from ..finite_diff import gradcheck
 from ..random import RandomStream
-from ..tensor import Tensor
+from ..autograd import Tensor
 
 
 @dataclass

@@ -3,7 +3,7 @@ on the device by a counter-based generator (tinyllm/random.py)."""
 from __future__ import annotations
 
 from ..random import RandomStream, global_stream
-from ..tensor import Tensor
+from ..autograd import Tensor
 from ._util import floating
 from .registry import op
 

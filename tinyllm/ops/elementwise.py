@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 import operator
 
-from ..tensor import Tensor
-from ._util import as_float, broadcast_error, floating, is_float, lift, unbroadcast
+from ..autograd import Tensor
+from ._util import as_float, broadcast_error, broadcasts, floating, is_float, lift, shape_of, unbroadcast
 from .kernels import kernel, reference
 from .registry import op
 
@@ -35,7 +35,9 @@ def _binary(name: str, fn, a, b, grad_a, grad_b, floats: bool = False) -> Tensor
     y = b.data if isinstance(b, Tensor) else b
     try:
         out = fn(x, y)
-    except ValueError:
+    except Exception:
+        if broadcasts(shape_of(a), shape_of(b)):
+            raise
         raise broadcast_error(name, a, b) from None
     xp = like.xp
     pairs = tuple((t, d) for t, d in ((a, grad_a), (b, grad_b)) if isinstance(t, Tensor))

@@ -1,7 +1,7 @@
 """Embedding lookup: gather rows forward, scatter-add them back."""
 from __future__ import annotations
 
-from ..tensor import Tensor
+from ..autograd import Tensor
 from ..ids import check_token_ids
 from ._util import device_array
 from .registry import op

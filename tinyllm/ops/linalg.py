@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from ..errors import ShapeError
-from ..tensor import Tensor
-from ._util import as_float, is_float, lift, unbroadcast
+from ..autograd import Tensor
+from ._util import as_float, broadcasts, is_float, lift, unbroadcast
 from .kernels import kernel, reference
 from .registry import op
 
@@ -50,7 +50,9 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
         a, b = (as_float(a, b), b) if is_float(b) else (a, as_float(b, a))
     try:
         out, kernel_backward = kernel(like.backend, "matmul")(like.xp, a.data, b.data)
-    except ValueError:
+    except Exception:
+        if broadcasts(a.shape[:-2], b.shape[:-2]):
+            raise
         raise ShapeError(f"matmul: {a.shape} @ {b.shape}: the batch axes do not broadcast") from None
     return Tensor.from_op(out, a.backend, (a, b),
                         lambda g: kernel_backward(g, (a.requires_grad, b.requires_grad)))

@@ -1,9 +1,9 @@
 """Losses: fused, numerically stable cross-entropy and mean squared error."""
 from __future__ import annotations
 
-from ..tensor import Tensor
+from ..autograd import Tensor
 from ..ids import check_token_ids
-from ._util import as_float, broadcast_error, device_array, floating, lift
+from ._util import as_float, broadcast_error, broadcasts, device_array, floating, lift, shape_of
 from .kernels import kernel, reference
 from .registry import op
 
@@ -78,7 +78,9 @@ def mse_loss(pred: Tensor, target) -> Tensor:
     xp = pred.xp
     try:
         diff = pred.data - (target.data if isinstance(target, Tensor) else target)
-    except ValueError:
+    except Exception:
+        if broadcasts(pred.shape, shape_of(target)):
+            raise
         raise broadcast_error("mse_loss", pred, target) from None
     n = 1
     for s in diff.shape:

@@ -1,7 +1,7 @@
 """layer_norm and rms_norm over the last axis, each with a fused backward."""
 from __future__ import annotations
 
-from ..tensor import Tensor
+from ..autograd import Tensor
 from ._util import floating
 from .kernels import kernel, reference
 from .registry import op

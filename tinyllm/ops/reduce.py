@@ -1,7 +1,7 @@
 """Reductions over axes: sum, mean, max (with keepdims)."""
 from __future__ import annotations
 
-from ..tensor import Tensor
+from ..autograd import Tensor
 from ._util import expand_reduced, floating, norm_axis
 from .registry import op
 

@@ -17,7 +17,7 @@ import functools
 
 from backends import DeviceError
 
-from ..tensor import Tensor
+from ..autograd import Tensor
 
 OPS: dict = {}
 _hook = None  # hook(name, fn, args, kwargs) -> fn's result, or None

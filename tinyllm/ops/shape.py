@@ -2,10 +2,21 @@
 from __future__ import annotations
 
 from ..errors import ShapeError
-from ..tensor import Tensor
-from ._util import as_float, broadcast_error, device_array, is_float, unbroadcast
+from ..autograd import Tensor
+from ._util import as_float, broadcast_error, broadcasts, device_array, is_float, shape_of, unbroadcast
 from .elementwise import operands
 from .registry import op
+
+
+def _fits(size: int, shape: tuple) -> bool:
+    """Whether `size` elements fill `shape` (in which one -1 stands for what is left)."""
+    rest = [s for s in shape if s != -1]
+    known = 1
+    for s in rest:
+        known *= s
+    if len(shape) - len(rest) > 1 or any(s < 0 for s in rest):
+        return False
+    return known == size if len(rest) == len(shape) else known > 0 and size % known == 0
 
 
 @op
@@ -14,7 +25,9 @@ def reshape(x: Tensor, shape) -> Tensor:
     src = x.shape
     try:
         out = xp.reshape(x.data, tuple(shape))
-    except ValueError:
+    except Exception:
+        if _fits(x.size, tuple(shape)):
+            raise
         raise ShapeError(f"reshape: {src} -> {tuple(shape)}: {x.size} elements do not fit") from None
     return Tensor.from_op(out, x.backend, (x,), lambda g: (xp.reshape(g, src),))
 
@@ -79,7 +92,9 @@ def concat(tensors, axis: int = 0) -> Tensor:
 
     try:
         out = xp.concat([t.data for t in tensors], axis=axis)
-    except ValueError:
+    except Exception:
+        if len({(t.ndim, t.shape[:axis] + t.shape[axis + 1:]) for t in tensors}) == 1:
+            raise
         shapes = ", ".join(str(t.shape) for t in tensors)
         raise ShapeError(f"concat: shapes {shapes} differ off axis {axis}") from None
     return Tensor.from_op(out, tensors[0].backend, tuple(tensors), backward)
@@ -95,7 +110,9 @@ def where(cond, a, b) -> Tensor:
     bd = b.data if isinstance(b, Tensor) else b
     try:
         out = xp.where(c, ad, bd)
-    except ValueError:
+    except Exception:
+        if broadcasts(shape_of(c), shape_of(a), shape_of(b)):
+            raise
         raise broadcast_error("where", c, a, b) from None
     parents = tuple(t for t in (a, b) if isinstance(t, Tensor))
 
@@ -120,6 +137,8 @@ def masked_fill(x: Tensor, mask, value: float) -> Tensor:
     m = device_array(mask, x.backend, "bool")
     try:
         out = xp.where(m, fill, x.data)
-    except ValueError:
+    except Exception:
+        if broadcasts(shape_of(m), x.shape):
+            raise
         raise broadcast_error("masked_fill", m, x) from None
     return Tensor.from_op(out, x.backend, (x,), lambda g: (xp.where(m, 0.0, g),))

@@ -12,7 +12,7 @@ passes the hub is only a token (the engine adds tokens, never buffers).
 """
 from __future__ import annotations
 
-from ..tensor import Tensor
+from ..autograd import Tensor
 from .registry import op
 
 

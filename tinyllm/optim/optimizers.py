@@ -15,7 +15,7 @@ import math
 import numbers
 
 from ..errors import ConfigError
-from ..tensor import Tensor
+from ..autograd import Tensor
 from .flat import FlatParams
 
 
@@ -242,6 +242,17 @@ def decay_groups(model, weight_decay: float) -> list:
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(name: str, model, lr: float, betas=(0.9, 0.999), weight_decay: float = 0.0) -> Optimizer:
+    """The optimizer called name ("adamw", "adam", or "sgd" with momentum betas[0]) over model's parameters,
+    no decay on biases and norm gains: what --optimizer picks, as make_schedule does for --schedule."""
+    groups = decay_groups(model, weight_decay)
+    if name == "adamw":
+        return AdamW(groups, lr=lr, betas=betas, weight_decay=weight_decay)
+    if name == "adam":
+        return Adam(groups, lr=lr, betas=betas, weight_decay=weight_decay)
+    return SGD(groups, lr=lr, momentum=betas[0], weight_decay=weight_decay)
 
 
 def clip_grad_norm(params, max_norm: float) -> float:

@@ -11,7 +11,7 @@ import math
 
 from ..errors import CheckpointError
 from ..models import config_for, parameter_range
-from .build import check_fits
+from ..models.build import check_fits
 from .checkpoint import DAMAGED_FIX, INDEX
 
 

@@ -2,6 +2,7 @@
 
     --tokenizer bpe --vocab-size N   a byte-level BPE trained on the training split (tinyllm.data.bpe)
     --init-from DIR                  GPT-2's weights and tokenizer from a local Hugging Face directory
+                                     (read by tinyllm/gpt2/; this module is the trainer's side of it)
 
 The Trainer asks data_tokenizer(cfg) for the tokenizer maker it passes to
 load_dataset (None: the data's own character / word tokenizer), and
@@ -16,6 +17,7 @@ from __future__ import annotations
 from ..data import TokenizerError, tokenizer_from_dict
 from ..data.bpe import DEFAULT_VOCAB, train_bpe
 from ..errors import CheckpointError, ConfigError
+from ..gpt2 import load_pretrained_model, load_pretrained_tokenizer
 from .checkpoint import read_meta
 
 
@@ -29,8 +31,6 @@ def data_tokenizer(cfg):
     if stored is not None and (cfg.init_from or cfg.tokenizer == "bpe" and cfg.vocab_size in (None, stored.vocab_size)):
         return lambda texts, lines: stored.with_bos(lines)
     if cfg.init_from:
-        from ..hf_dir import load_pretrained_tokenizer
-
         tok = load_pretrained_tokenizer(cfg.init_from)
         return lambda texts, lines: tok.with_bos(lines)
     if cfg.tokenizer == "bpe":
@@ -57,6 +57,4 @@ def _stored_bpe(cfg):
 def pretrained_model(cfg, backend):
     """The GPT of cfg.init_from on backend (--block-size crops its context, --dropout overrides), held against
     the memory training it takes before anything is allocated."""
-    from ..hf_dir import load_pretrained_model
-
     return load_pretrained_model(cfg.init_from, backend, cfg.block_size, cfg.dropout, training=True)

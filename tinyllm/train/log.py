@@ -18,7 +18,7 @@ import sys
 import time
 
 from .checkpoint import output_dir_error
-from .guards import point_at_devnull
+from ..guards import point_at_devnull
 from .plot import MISSING_NOTE, PLOT_NAME, plot_losses, png_run_id
 
 LOG_NAME = "log.jsonl"

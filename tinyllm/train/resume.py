@@ -21,7 +21,9 @@ from backends import get_backend
 from ..data import TokenizerError, tokenizer_from_dict
 from ..data.tokenizers import vocab_misfit
 from ..errors import CheckpointError, ConfigError
-from .build import build_checked
+from ..gpt2 import load_hf_tokenizer
+from ..models.build import build_checked
+from ..version import __version__
 from .checkpoint import DAMAGED_FIX, INDEX, committed_file, has_checkpoint, load_checkpoint, read_index
 from .checkpoint_fit import check_loadable, model_config, tokenizer_difference
 from .config import SIZE_FIELDS
@@ -34,8 +36,6 @@ def state(t) -> tuple:
 
     The optimizer keeps every parameter, and each state slot, in one flat
     array: a checkpoint is one read per flat array, split on the host."""
-    from .. import __version__
-
     be, opt = t.backend, t.optimizer
     flat = opt.flat
     index = {id(p): i for i, p in enumerate(flat.params)}
@@ -94,8 +94,6 @@ def _note_changed_init_from(t, saved: dict) -> None:
     path = t.config.init_from
     if not path or not os.path.isdir(path):
         return
-    from ..data.bpe import load_hf_tokenizer
-
     try:
         now = load_hf_tokenizer(path, bos=bool(saved.get("bos"))).to_dict()
     except TokenizerError:

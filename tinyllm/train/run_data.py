@@ -1,0 +1,55 @@
+"""The data a run trains on: loaded with its tokenizer, stored resolved, fingerprinted, described, and held
+against block_size before anything is written."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+from ..data import DATASETS, DataError, load_dataset
+from .init_from import data_tokenizer
+
+
+def load_run_data(cfg) -> tuple:
+    """(cfg with a data file's path and --lines stored resolved, the Dataset, whether --lines was guessed).
+    The split never depends on --seed; the tokenizer is the data's own, a BPE trained on it, or --init-from's."""
+    ds = load_dataset(cfg.data, seed=0, lines=cfg.lines, tokenizer=data_tokenizer(cfg), raw_text=cfg.raw_text)
+    guessed = cfg.data not in DATASETS and cfg.lines is None
+    if cfg.data not in DATASETS:  # --resume reads it as now
+        cfg = cfg.replace(data=os.path.abspath(cfg.data), lines=ds.lines is not None)
+    return cfg, ds, guessed
+
+
+def data_info(cfg, ds) -> dict:
+    """What the checkpoint stores about the data (a resume or another rank holds its own data against it)."""
+    return {"spec": cfg.data, "lines": cfg.lines, "name": ds.name, "train_tokens": len(ds.train),
+            "val_tokens": len(ds.val), "fingerprint": fingerprint(ds), **ds.info}
+
+
+def fingerprint(ds) -> str:
+    """A hash of the token streams (their bytes: no text copy of a large dataset)."""
+    h = hashlib.sha256()
+    for split in (ds.train, ds.val):
+        h.update(memoryview(split).cast("B"))
+        h.update(b"|")
+    return h.hexdigest()[:16]
+
+
+def check_lengths(cfg, ds, block: int) -> None:
+    """DataError unless both splits hold a block and its next token."""
+    n = min(len(ds.train), len(ds.val))
+    if n < block + 1:
+        src = f"dataset {cfg.data!r}" if cfg.data in DATASETS else f"data file {cfg.data!r}"
+        split = "training (90%)" if len(ds.train) <= len(ds.val) else "validation (10%)"
+        raise DataError(f"{src} is too short for block_size {block}: its {split} split has {n} tokens and "
+                        f"needs at least block_size + 1 = {block + 1}; use a longer file or a smaller block_size "
+                        f"(--block-size)")
+
+
+def describe_data(cfg, ds, guessed: bool) -> str:
+    """'name (notes)': what cleaning did, and for a file what --lines chose and how to choose the other."""
+    notes = list(ds.info.get("cleaned", []))
+    if cfg.data not in DATASETS:
+        how, other, flag = ("one example a line", "one text", "--no-lines") if cfg.lines else \
+            ("one text", "one example a line", "--lines")
+        notes.append(f"{how}, guessed: {flag} reads it as {other}" if guessed else how)
+    return ds.name + (f" ({'; '.join(notes)})" if notes else "")
