@@ -38,3 +38,15 @@ def test_the_readme_library_lines_work():
     assert x.grad.shape == (2, 2) and w.grad.shape == (2, 1)
     assert tinyllm.gradcheck(lambda a: (a * a).sum(), tinyllm.tensor([1.0, 2.0], dtype="float64",
                                                                      requires_grad=True))
+
+
+def test_the_version_is_pyprojects():
+    import pathlib
+
+    import pytest
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from tinyllm.version import __version__
+
+    project = tomllib.loads((pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    assert tinyllm.__version__ == __version__ == project["version"]
