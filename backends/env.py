@@ -30,6 +30,9 @@ VARIABLES = (
              "(backends/cuda/sim.py; the GPU check's dry run and tests)"),
     Variable("TINYLLM_NO_CUDA_KERNELS", "off", "a flag: on runs cuda devices on CuPy's array ops alone, "
              "without tinyllm's fused CUDA kernels (backends/cuda/kernels/)"),
+    Variable("TINYLLM_TF32", "off", "a flag: on lets cuda's float32 matmuls use TF32 tensor cores (CUPY_TF32=1; "
+             "faster on A100/H100, products rounded to 10 mantissa bits: ~1e-3 relative instead of ~1e-6); off "
+             "keeps full float32 (CUPY_TF32=0; docs/devices.md, Precision)"),
     Variable("TINYLLM_BACKENDS", "cpu,strict,strict:1,cuda", "the test suite's devices, comma-separated "
              "(tests/conftest.py)"),
     Variable("OPENBLAS_THREAD_TIMEOUT", "4 (tinyllm sets it)", "OpenBLAS's: how long (2^N cycles) its workers "

@@ -124,6 +124,9 @@ class CUDABackend(Backend):
 def cupy_module():
     """The simulated CuPy when TINYLLM_CUDA_SIM asks for it (backends/cuda/sim.py), else the real one."""
     from . import sim
+    from .precision import apply_precision
+
+    apply_precision()  # full float32 matmuls unless TINYLLM_TF32: before CuPy's first matmul reads it
 
     if sim.devices_asked():
         return sim.cupy
