@@ -85,6 +85,7 @@ class Backend:
     kind = "base"
     dtype_names = _DTYPES  # the dtypes a Tensor may hold, by name
     has_context = False  # whether activate() does anything (a device must be made current)
+    word_dtype = "uint64"  # tinyllm.random's 32-bit words are held in this (torch: int64, its uint64 cannot shift)
 
     def __init__(self, name: str, xp, device=None):
         self.name = name

@@ -33,7 +33,7 @@ VARIABLES = (
     Variable("TINYLLM_TF32", "off", "a flag: on lets cuda's float32 matmuls use TF32 tensor cores (CUPY_TF32=1; "
              "faster on A100/H100, products rounded to 10 mantissa bits: ~1e-3 relative instead of ~1e-6); off "
              "keeps full float32 (CUPY_TF32=0; docs/devices.md, Precision)"),
-    Variable("TINYLLM_BACKENDS", "cpu,strict,strict:1,cuda", "the test suite's devices, comma-separated "
+    Variable("TINYLLM_BACKENDS", "cpu,strict,strict:1,torch,cuda", "the test suite's devices, comma-separated "
              "(tests/conftest.py)"),
     Variable("OPENBLAS_THREAD_TIMEOUT", "4 (tinyllm sets it)", "OpenBLAS's: how long (2^N cycles) its workers "
              "spin after a call; tinyllm sets 4 before NumPy loads unless it is set (backends/cpu/blas_env.py)"),

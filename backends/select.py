@@ -53,9 +53,13 @@ def cuda_device_count() -> int:
 
 
 def _make(kind: str, index: int) -> Backend:
-    key = f"{kind}:{index}" if kind == "cuda" or (kind == "strict" and index) else kind
+    key = f"{kind}:{index}" if kind in ("cuda", "torch:cuda") or (kind == "strict" and index) else kind
     if key not in _instances:
-        if kind == "cpu":
+        if kind.startswith("torch"):
+            from .torch.backend import TorchBackend
+
+            _instances[key] = TorchBackend(key)
+        elif kind == "cpu":
             from .cpu.backend import CPUBackend
 
             _instances[key] = CPUBackend()
@@ -77,8 +81,9 @@ def _make(kind: str, index: int) -> Backend:
 def get_backend(spec: "str | Backend" = "auto", fallback: bool = True) -> Backend:
     """The Backend for a device string.
 
-    "auto": a usable GPU if there is one, else CPU, silently.
-    "cuda" / "cuda:N": that GPU; if unusable, CPU with one warning line on
+    "auto": a usable GPU if there is one (CuPy's CUDA, then torch's CUDA or ROCm,
+    then torch's MPS), else CPU, silently.
+    "cuda" / "cuda:N" (and "torch:cuda:N", "torch:mps"): that GPU; if unusable, CPU with one warning line on
     stderr (fallback=True) or a DeviceError (fallback=False). A GPU index past
     the number of GPUs, or a strict:N array-api-strict lacks, is a DeviceError
     naming the devices there are.
@@ -87,7 +92,9 @@ def get_backend(spec: "str | Backend" = "auto", fallback: bool = True) -> Backen
         return spec
     kind, index = _parse(spec)
     if kind == "auto":
-        return _make("cuda", 0) if cuda_problem(0) is None else _make("cpu", 0)
+        return _auto()
+    if kind.startswith("torch"):
+        return _torch(kind, index, fallback)
     if kind == "strict" and index >= STRICT_DEVICES:
         raise DeviceError(f"there is no strict:{index}; array-api-strict has strict (= strict:0), strict:1 "
                           f"and strict:2")
@@ -100,11 +107,48 @@ def get_backend(spec: "str | Backend" = "auto", fallback: bool = True) -> Backen
             raise DeviceError(f"there is no cuda:{index}; this machine has {count} CUDA device"
                               f"{'s' if count != 1 else ''}: {have}")
         if problem is not None:
-            msg = f"cuda:{index} is not usable: {problem}"
-            if not fallback:
-                raise DeviceError(msg)
-            print(f"warning: {msg}. Falling back to cpu.", file=sys.stderr)
-            return _make("cpu", 0)
+            return _fall_back(f"cuda:{index}", problem, fallback)
+    return _make(kind, index)
+
+
+def _fall_back(name: str, problem: str, fallback: bool) -> Backend:
+    """cpu, after one warning line naming why `name` cannot be used; DeviceError with fallback=False."""
+    msg = f"{name} is not usable: {problem}"
+    if not fallback:
+        raise DeviceError(msg)
+    print(f"warning: {msg}. Falling back to cpu.", file=sys.stderr)
+    return _make("cpu", 0)
+
+
+def _auto() -> Backend:
+    """CuPy's CUDA, then torch's CUDA/ROCm, then torch's MPS, then cpu (torch's CPU never: NumPy's is
+    tinyllm's own); torch is imported only where its build can reach a GPU."""
+    if cuda_problem(0) is None:
+        return _make("cuda", 0)
+    from .torch import auto_kinds, status
+
+    for kind in auto_kinds():
+        if status(kind, 0)[0] is None:
+            return _make(kind, 0)
+    return _make("cpu", 0)
+
+
+def _torch(kind: str, index: int, fallback: bool) -> Backend:
+    """torch (its CPU: needs torch installed, else DeviceError), torch:cuda:N or torch:mps (a GPU torch
+    cannot use falls back to cpu with one warning line, or raises with fallback=False)."""
+    from .torch import backend_name, status
+
+    name = backend_name(kind, index)
+    if name in _instances:
+        return _instances[name]
+    problem, count = status(kind, index)
+    if count and index >= count:
+        raise DeviceError(f"there is no {name}; torch sees {count} CUDA device{'s' if count != 1 else ''}: "
+                          + ", ".join(f"torch:cuda:{i}" for i in range(count)))
+    if problem is not None and kind == "torch":
+        raise DeviceError(f"device 'torch' needs PyTorch: {problem}")
+    if problem is not None:
+        return _fall_back(name, problem, fallback)
     return _make(kind, index)
 
 

@@ -1,7 +1,9 @@
-"""Backend parametrization: cpu, strict and strict:1 always, cuda where a GPU is usable.
+"""Backend parametrization: cpu, strict and strict:1 always, torch where PyTorch is installed, cuda
+where a GPU is usable.
 
-TINYLLM_BACKENDS=cpu,strict,strict:1,cuda (the default) selects which to run; a
-selected cuda without a usable GPU is reported as skipped, with the reason. An
+TINYLLM_BACKENDS=cpu,strict,strict:1,torch,cuda (the default) selects which to run;
+a selected cuda without a usable GPU, or torch without PyTorch (or without the
+GPU it names), is reported as skipped, with the reason. An
 empty or unknown selection is a usage error (exit 4) naming the valid backends,
 not a run that skips every backend test and passes.
 
@@ -17,13 +19,19 @@ import re
 
 import pytest
 
-from backends import cuda_problem, get_backend
+from backends import cuda_problem, devices, get_backend
 from backends.env import setting
 
 SELECTED = [b.strip() for b in setting("TINYLLM_BACKENDS").split(",") if b.strip()]  # default: backends/env.py
 
 
 def _param(name):
+    if name.startswith("torch"):
+        from backends.torch import status
+
+        problem = status(*devices.parse(name))[0]
+        if problem is not None:
+            return pytest.param(name, marks=pytest.mark.skip(reason=f"{name} backend skipped: {problem}"))
     if name.startswith("cuda"):
         problem = cuda_problem(0)
         if problem is not None:
@@ -32,15 +40,16 @@ def _param(name):
 
 
 BACKENDS = [_param(n) for n in SELECTED]
-VALID = "cpu, strict, strict:1, strict:2, cuda, cuda:N"
+VALID = "cpu, strict, strict:1, strict:2, torch, torch:cuda, torch:cuda:N, torch:mps, cuda, cuda:N"
 
 
 def pytest_configure(config):
-    unknown = [n for n in SELECTED if not re.fullmatch(r"cpu|strict(:[0-2])?|cuda(:\d+)?", n)]
+    known = r"cpu|strict(:[0-2])?|cuda(:\d+)?|torch(:cpu|:mps|:cuda(:\d+)?)?"
+    unknown = [n for n in SELECTED if not re.fullmatch(known, n)]
     if not SELECTED or unknown:
         what = f"names unknown backend(s) {', '.join(unknown)}" if unknown else "selects no backend"
         raise pytest.UsageError(f"TINYLLM_BACKENDS={os.environ.get('TINYLLM_BACKENDS', '')!r} {what}; "
-                                f"give a comma-separated list of {VALID} (default: cpu,strict,strict:1,cuda)")
+                                f"give a comma-separated list of {VALID} (default: cpu,strict,strict:1,torch,cuda)")
 
 
 @pytest.fixture(params=BACKENDS)

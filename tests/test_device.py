@@ -173,9 +173,13 @@ def test_the_one_table_of_device_spellings_is_what_the_parser_and_the_helps_read
 
     got = {form: devices.parse(form.replace("N", "1")) for form, _ in devices.FORMS}
     assert got == {"auto": ("auto", 0), "cpu": ("cpu", 0), "cuda": ("cuda", 0), "cuda:N": ("cuda", 1),
-                   "strict": ("strict", 0), "strict:N": ("strict", 1)}
+                   "strict": ("strict", 0), "strict:N": ("strict", 1), "torch": ("torch", 0),
+                   "torch:cpu": ("torch", 0), "torch:cuda": ("torch:cuda", 0), "torch:cuda:N": ("torch:cuda", 1),
+                   "torch:mps": ("torch:mps", 0)}
     assert devices.parse(" GPU:2 ") == ("cuda", 2) and devices.parse("Strict") == ("strict", 0)
-    for bad in ("cpu:1", "auto:0", "tpu", "strict:", "cuda:-1", ""):
+    assert devices.parse("Torch:CUDA:3") == ("torch:cuda", 3)
+    for bad in ("cpu:1", "auto:0", "tpu", "strict:", "cuda:-1", "", "torch:1", "torch:cpu:0", "torch:mps:1",
+                "torch:gpu", "torch:", "cuda:cuda"):
         assert devices.parse(bad) is None, bad
     with pytest.raises(DeviceError) as e:
         get_backend("tpu")

@@ -1,5 +1,6 @@
 """The Trainer: exact resume, validation before any write, guards, logs, cross-device checkpoints."""
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -46,11 +47,16 @@ def test_resume_is_exact(backend, tmp_path):
     assert [at[e["step"]] for e in straight.evals] == [e["val"] for e in straight.evals]
 
 
-@pytest.mark.parametrize("first, then", [("strict:1", "cpu"), ("cpu", "strict:1")])
+TORCH = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+
+
+@pytest.mark.parametrize("first, then", [("strict:1", "cpu"), ("cpu", "strict:1"),
+                                         pytest.param("torch", "cpu", marks=TORCH),
+                                         pytest.param("cpu", "torch", marks=TORCH)])
 def test_resume_on_another_device(tmp_path, first, then):
     """Trained on one device, resumed on another: the same losses to float32 tolerance (rtol 1e-5; the
     dropout masks are bit-identical on every device, only the ops' rounding differs: cpu runs fused
-    kernels, strict the standard ops) and weights within 1e-6."""
+    kernels, strict and torch the standard ops) and weights within 1e-6."""
     kw = dict(steps=10, eval_interval=5, dropout=0.1, n_layer=2)
     straight = Trainer(cfg(tmp_path / "a", device=first, **kw), verbose=False).fit()
     Trainer(cfg(tmp_path / "b", device=first, **kw), verbose=False).fit(until=5)

@@ -7,10 +7,11 @@ sampling noise are therefore made where they are used, with nothing copied from
 the host, and resuming a run exactly needs only the step.
 
 The standard leaves integer overflow unspecified, so nothing here wraps around:
-words are 32-bit values held in uint64, a 32x32-bit product (< 2**64) is exact
-there, and shifts and masks split it into its high and low words. Integer ops
-are exact everywhere, so the bits are identical on NumPy, array-api-strict and
-CuPy; uniform floats keep 24 (float32) or 53 (float64) of those bits, so they are
+words are 32-bit values held in uint64 (int64 on torch, whose uint64 cannot
+shift), and a 32x32-bit product is made from 16-bit halves of one factor, whose
+partial products (< 2**48) are exact in either. Integer ops are exact
+everywhere, so the bits are identical on NumPy, array-api-strict, CuPy and
+torch; uniform floats keep 24 (float32) or 53 (float64) of those bits, so they are
 identical too, and a dropout mask is an integer comparison.
 
 Python ints and arrays share the operators used below (*, >>, &, ^), so words
@@ -34,9 +35,15 @@ ROUNDS = 10
 
 
 def _mulhilo(a, m: int):
-    """(high, low) 32-bit words of a * m, for a < 2**32 (an int or a uint64 array)."""
-    p = a * m  # < 2**64: exact in uint64
-    return p >> 32, p & _MASK
+    """(high, low) 32-bit words of a * m, for a < 2**32 (an int, or an int64 or uint64 array).
+
+    An array's a is split into 16-bit halves, so no product or sum reaches 2**49: exact in int64 as
+    in uint64 (a backend whose uint64 lacks shifts, sums or comparisons, torch's, makes int64 words)."""
+    if isinstance(a, int):
+        p = a * m
+        return p >> 32, p & _MASK
+    hi, lo = (a >> 16) * m, (a & 0xFFFF) * m  # a * m = hi * 2**16 + lo, each < 2**48
+    return (hi + (lo >> 16)) >> 16, (lo + ((hi & 0xFFFF) << 16)) & _MASK
 
 
 def philox4x32(counter, key, rounds: int = ROUNDS) -> tuple:
@@ -53,7 +60,7 @@ def philox4x32(counter, key, rounds: int = ROUNDS) -> tuple:
 
 
 def random_words(backend, n: int, seed: int, site: int, step: int):
-    """n independent 32-bit random words (a uint64 array of shape (n,)) on backend's device.
+    """n independent 32-bit random words (an array of shape (n,), backend.word_dtype) on backend's device.
 
     Counter word 0 is the element group (n / 4 groups, 4 words each), word 1 the
     seed's high half, words 2-3 the step; the key is (seed's low half, call site).
@@ -64,7 +71,7 @@ def random_words(backend, n: int, seed: int, site: int, step: int):
     xp = backend.xp
     groups = -(-n // 4)
     with backend.activate():
-        i = xp.arange(groups, dtype=xp.uint64, device=backend.device)
+        i = xp.arange(groups, dtype=backend.dtype(backend.word_dtype), device=backend.device)
         counter = (i, (seed >> 32) & _MASK, step & _MASK, (step >> 32) & _MASK)
         words = philox4x32(counter, (seed & _MASK, site & _MASK))
         out = xp.concat(words) if n > groups else words[0]  # (4 * groups,): word j of group g at j * groups + g

@@ -2,6 +2,7 @@
 
     python scripts/bench/bench.py                      # cpu-small, 1 thread and all cores
     python scripts/bench/bench.py --preset gpu-baby --device cuda
+    python scripts/bench/bench.py --device torch       # tinyllm on torch's tensors vs on NumPy vs PyTorch
     python scripts/bench/bench.py --preset sweep       # step time and memory vs width and context (+ plot)
     python scripts/bench/bench.py --preset sweep-context --threads 1   # context 32 .. 1024 only
     python scripts/bench/bench.py --busy-core          # the same with one core kept busy (`yes`)
@@ -65,7 +66,8 @@ GATE_RTOL = 1e-4
 def parse_args(argv):
     p = argparse.ArgumentParser(description="tinyllm vs PyTorch: one GPT training step, side by side")
     p.add_argument("--preset", default="cpu-small", choices=[*PRESETS, *SWEEPS])
-    p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N); both frameworks use it")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N); both frameworks use it. torch: tinyllm "
+                   "on torch's CPU tensors, beside tinyllm on NumPy and PyTorch (CPU) in the same run")
     p.add_argument("--steps", type=int, default=None, help="timed steps per framework (default 50; sweep 10)")
     p.add_argument("--warmup", type=int, default=None,
                    help="untimed steps first, at least 1 (default 10; sweep 3)")
@@ -104,8 +106,8 @@ def parse_args(argv):
             raise UsageError(f"--threads takes comma-separated positive integers, e.g. 1,2 (got {a.threads!r})")
         if not a.threads or min(a.threads) < 1:
             raise UsageError("--threads takes positive integers, e.g. --threads 1,2")
-    if not (a.device == "cpu" or a.device.startswith("cuda")):
-        raise UsageError(f"--device must be cpu or cuda[:N], got {a.device!r}")
+    if not (a.device in ("cpu", "torch") or a.device.startswith("cuda")):
+        raise UsageError(f"--device must be cpu, torch or cuda[:N], got {a.device!r}")
     return a
 
 
@@ -283,6 +285,11 @@ def render(rep: dict) -> str:
     out.append("ratio = tinyllm / PyTorch median ms per step (lower is better for tinyllm); memory = the rise in "
                "resident memory (CPU) or allocator bytes (CUDA) over the training steps")
     for r in rep["runs"]:
+        if r.get("numpy"):
+            out.append(f"threads {r['threads']}: tinyllm on torch's tensors {r['tinyllm']['ms_median']:.2f} ms, on "
+                       f"NumPy {r['numpy']['ms_median']:.2f} ms: ratio {r['vs_numpy']:.2f} (torch / NumPy; the same "
+                       f"steps, alternating in one process)")
+    for r in rep["runs"]:
         if r.get("in_process"):
             ip = r["in_process"]
             out.append(f"threads {r['threads']}: timed in {r['timing']} (each framework alone, alternating A,B), because "
@@ -399,23 +406,28 @@ def time_worker(spec: dict) -> dict:
            "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
            "fast_path": fast_path(tl.backend)}
     tr = None
+    tn = TinyRunner(dict(spec, device="cpu")) if spec["device"] == "torch" else None  # tinyllm on NumPy beside
     if torch is not None:
         res["torch_version"] = torch.__version__
         res["torch_threads"] = torch.get_num_threads()
         res["gate"] = correctness_gate(spec, GATE_RTOL)
         tr = TorchRunner(spec, tl.model)
     batches = make_batches(spec["config"], spec["warmup"] + spec["steps"], spec["seed"])
-    ta, tb = [], []
+    ta, tb, tc = [], [], []
     for i, (x, y) in enumerate(batches):
         a = tl.step(x, y)
         b = tr.step(x, y) if tr is not None else None
+        c = tn.step(x, y) if tn is not None else None
         if i >= spec["warmup"]:
             ta.append(a)
-            if b is not None:
-                tb.append(b)
+            tb += [b] if b is not None else []
+            tc += [c] if c is not None else []
     tokens = spec["config"]["batch"] * spec["config"]["block"]
     res["tinyllm"] = _summary(ta, tokens)
     res["tinyllm"]["final_loss"] = tl.last_loss
+    if tn is not None:
+        res["numpy"] = _summary(tc, tokens)
+        res["vs_numpy"] = res["tinyllm"]["ms_median"] / res["numpy"]["ms_median"]
     if tr is not None:
         res["torch"] = _summary(tb, tokens)
         res["torch"]["final_loss"] = tr.last_loss

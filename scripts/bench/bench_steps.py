@@ -194,7 +194,7 @@ def correctness_gate(spec: dict, rtol: float) -> dict:
     tgrads = torch_grads_as_tinyllm(tr.model, tl.model.config)
     worst, worst_name = 0.0, None
     for name, p in tl.model.named_parameters():
-        e = _rel(p.grad if be.kind != "cuda" else be.to_host(p.grad), tgrads[name])
+        e = _rel(p.grad if be.kind == "cpu" else be.to_host(p.grad), tgrads[name])
         if e > worst:
             worst, worst_name = e, name
     # the update, from the same gradients (a first Adam step is ~lr * sign(g): a gradient
