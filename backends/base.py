@@ -142,6 +142,39 @@ class Backend:
         self.stats.d2h_bytes += out.nbytes
         return out
 
+    def host_buffer(self, key: str, n: int, dtype: str) -> np.ndarray:
+        """A host array of n `dtype` elements kept under `key` and handed out again while n and dtype hold:
+        a collective's staging buffer is made once, not every step. Page-locked on a GPU (_alloc_host)."""
+        kept = self.__dict__.setdefault("_host_buffers", {})
+        buf = kept.get(key)
+        if buf is None or buf.shape != (n,) or buf.dtype != np.dtype(dtype):
+            buf = kept[key] = self._alloc_host(n, np.dtype(dtype))
+        return buf
+
+    def to_host_into(self, x, out: np.ndarray, wait: bool = True) -> np.ndarray:
+        """A device array copied into the host array `out` (a read). wait=False: where the device can queue
+        the copy (a GPU, `out` page-locked) it returns at once, and `out` holds x after the next synchronize()."""
+        self._to_numpy_into(x, out, wait)
+        self.stats.d2h_calls += 1
+        self.stats.d2h_bytes += out.nbytes
+        return out
+
+    def from_host_into(self, x, host: np.ndarray):
+        """The host array `host` copied into the device array x (same shape), in place; x is returned."""
+        self.stats.h2d_calls += 1
+        self.stats.h2d_bytes += host.nbytes
+        self._from_numpy_into(x, host)
+        return x
+
+    def _alloc_host(self, n: int, dtype: np.dtype) -> np.ndarray:
+        return np.empty(n, dtype)
+
+    def _to_numpy_into(self, x, out: np.ndarray, wait: bool) -> None:
+        out[...] = self._to_numpy(x)
+
+    def _from_numpy_into(self, x, host: np.ndarray) -> None:
+        x[...] = self._from_numpy(host)
+
     def copy_from(self, x, source: "Backend"):
         """An array of another backend, copied here explicitly through the host."""
         if source == self:

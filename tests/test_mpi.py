@@ -240,3 +240,68 @@ def test_bench_mpi_reports_every_configuration():
     rep = json.loads(p.stdout)
     assert set(rep["median_tok_per_s"]) >= {"A", "B", "C"} and all(v > 0 for v in rep["median_tok_per_s"].values())
     assert {"B/A", "scaling_efficiency B/(2C)"} <= set(rep["ratios"]) and rep["machine"]["blas"]
+
+
+STAGING = """
+import json, sys
+from tinyllm import Trainer
+from tinyllm.distributed.stop import RankGuard
+t = Trainer(data="names", steps=4, batch_size=6, dropout=0.1, n_layer=1, n_head=2, n_embd=16, block_size=8,
+            device=sys.argv[2], out=sys.argv[1], verbose=False)
+dp, be = t.parallel, t.backend
+dp.stop_guard = guard = RankGuard(dp, t)  # not entered (no handlers): .local is set below, as a signal would
+world_sum, calls, steps, kept = t.world.allreduce_sum, [], [], []
+
+def counting(buf):
+    world_sum(buf)
+    kept.append(buf)  # alive, so that two buffers never share an id
+    calls.append({"step": t.step, "n": int(buf.shape[0]), "buffer": id(buf), "flag": float(buf[-1])})
+
+t.world.allreduce_sum = counting
+for k in range(4):
+    guard.local = guard.local or (k == 1 and t.world.rank == 1)  # a signal that reached rank 1 alone
+    before = be.stats.copy()
+    t.train_step()
+    flag = getattr(dp, "last_flag", None)
+    kept.append(flag)
+    steps.append({"requested": guard.requested, "signum": int(guard.signum), "d2h": (be.stats - before).d2h_calls,
+                  "flag_buffer": id(flag) if flag is not None else None})
+print(json.dumps({"rank": t.world.rank, "n": t.optimizer.flat.total, "aware": dp.device_buffers, "calls": calls,
+                  "steps": steps}))
+"""
+
+
+def _staging(tmp_path, device, **env):
+    script = tmp_path / "staging.py"
+    script.write_text(STAGING)
+    cmd = [MPIEXEC, *MPI_FLAGS, "-n", "2", sys.executable, str(script), str(tmp_path / "out"), device]
+    p = subprocess.run(cmd, env={**_env(), **env}, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return sorted((json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")), key=lambda r: r["rank"])
+
+
+@needs_mpi
+@pytest.mark.parametrize("device", ["cpu", "strict:1"])
+def test_one_allreduce_a_step_carries_the_stop_flag_through_one_reused_buffer(tmp_path, device):
+    """Gradients, loss and stop flag in one Allreduce a step, staged through one host buffer made once (pinned
+    on a GPU); the flag is read there (no read of its own), and a signal on rank 1 alone stops both ranks
+    after the same step."""
+    for r in _staging(tmp_path, device):
+        assert not r["aware"] and [c["step"] for c in r["calls"]] == [0, 1, 2, 3]  # one Allreduce a step
+        assert {c["n"] for c in r["calls"]} == {r["n"] + 2}  # the gradients, the loss and the flag
+        assert len({c["buffer"] for c in r["calls"]}) == 1  # one host buffer, reused
+        assert [c["flag"] for c in r["calls"]] == [0.0, 1.0, 1.0, 1.0]  # summed: rank 1's signal, on both ranks
+        assert [s["requested"] for s in r["steps"]] == [False, True, True, True]
+        assert r["steps"][1]["signum"] == (15 if r["rank"] == 0 else 2)  # rank 0 stops as told (SIGTERM)
+        assert [s["d2h"] for s in r["steps"]] == [1, 1, 1, 1]  # the staging copy only: no read for the flag
+
+
+@needs_mpi
+def test_an_mpi_that_takes_device_buffers_reads_the_flag_a_step_later(tmp_path):
+    """A CUDA-aware MPI (the simulated CuPy) gets the device buffer itself; the flag is queued into one host
+    buffer and read after the next step's wait, so both ranks stop one step later, together."""
+    for r in _staging(tmp_path, "cuda", TINYLLM_CUDA_SIM="1", TINYLLM_CUDA_AWARE_MPI="1"):
+        assert r["aware"] and [c["step"] for c in r["calls"]] == [0, 1, 2, 3]
+        assert [c["flag"] for c in r["calls"]] == [0.0, 1.0, 1.0, 1.0]
+        assert [s["requested"] for s in r["steps"]] == [False, False, True, True]  # seen at the next step
+        assert len({s["flag_buffer"] for s in r["steps"]}) == 1 and r["steps"][0]["flag_buffer"]  # one, reused

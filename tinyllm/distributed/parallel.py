@@ -65,6 +65,7 @@ class DataParallel:
         self.stop_guard = None        # the run's RankGuard, whose stop request rides in the Allreduce
         self.saver = None             # pid of rank 0's stop-snapshot writer
         self.saved_step = None        # the step it saves
+        self.last_flag = None         # CUDA-aware: the host buffer the last step's stop flag is being copied into
 
     def describe(self) -> str:
         return "" if self.size == 1 else f" | {self.size} MPI ranks, each a share of the batch"
@@ -87,16 +88,24 @@ class DataParallel:
                 d.stream.rows = None if rows is None else (rows.start, batch_size)
 
     # -- collectives -----------------------------------------------------------------------------
-    def _sum(self, buf):
-        """buf (a flat device array) summed over the ranks -> (device array, its host copy or None)."""
-        be = self.backend
+    def _allreduce(self, buf) -> float:
+        """buf (a flat device array: gradients, loss, stop flag last) summed over the ranks in place, in one
+        Allreduce -> the stop flag, as a host number, without a device read of its own. Staged: through a
+        host buffer made once (pinned on a GPU), the flag read there. CUDA-aware: buf itself goes to MPI and
+        its flag is queued into a pinned buffer, read at the next step after the wait MPI needs anyway, so
+        a stop takes one step more there (on every rank alike)."""
+        be, n = self.backend, buf.shape[0]
+        dtype = be.dtype_name(buf.dtype)
         if self.device_buffers:
-            be.synchronize()
+            be.synchronize()  # MPI does not know the device's queue; this also ends the last flag's copy
+            flag = float(self.last_flag[0]) if self.last_flag is not None else 0.0
             self.world.allreduce_sum(buf)
-            return buf, None
-        host = be.to_host(buf)  # a writeable copy
+            self.last_flag = be.to_host_into(buf[n - 1:], be.host_buffer("allreduce-flag", 1, dtype), wait=False)
+            return flag
+        host = be.to_host_into(buf, be.host_buffer("allreduce", n, dtype))
         self.world.allreduce_sum(host)
-        return be.from_host(host), host
+        be.from_host_into(buf, host)
+        return float(host[n - 1])
 
     def reduce_step(self, opt, loss, batch_size: int):
         """After backward: the flat gradients and the loss become the global batch's, in one Allreduce that
@@ -113,9 +122,8 @@ class DataParallel:
             stop = 1.0 if getattr(guard, "local", False) else 0.0
             buf = xp.concat([flat.grad * w, xp.reshape(xp.astype(loss, flat.dtype) * w, (1,)),
                              xp.full((1,), stop, dtype=flat.dtype, device=be.device)])  # (n + 2,)
-            buf, host = self._sum(buf)
+            flag = self._allreduce(buf)
             flat.grad[...] = buf[:n]
-            flag = float(host[n + 1] if host is not None else be.to_host(buf[n + 1:])[0])  # only the flag crosses
         if flag > 0 and not guard.requested:
             guard.requested = True
             if not getattr(guard, "local", False):
