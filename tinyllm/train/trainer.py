@@ -36,7 +36,7 @@ from ..models.build import build_checked
 from ..nn import Dropout
 from ..optim import make_optimizer, make_schedule
 from ..sample import complete
-from . import evaluation, resume
+from . import evaluation, health, resume
 from .checkpoint import new_run_id, prepare_output_dir, save_checkpoint
 from .config import TrainConfig
 from .init_from import pretrained_model
@@ -198,6 +198,7 @@ class Trainer:
         mark, n = time.perf_counter(), 0  # steps since the last log line, timed from `mark`
         self._read_clock = (mark, mark)  # (the loop's start, the last read): the step records' timing
         while self.step < end:
+            health.keep_weights(self, end)  # a device copy of the weights before a step that ends in an eval
             with counting(self, "step"), self.backend.activate():
                 lr = self._step()
             self.step += 1
