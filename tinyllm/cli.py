@@ -1,4 +1,4 @@
-"""The command line: `tinyllm train`, `sample`, `export`, `gradcheck` (also `python -m tinyllm`).
+"""The command line: `tinyllm train`, `sample`, `export`, `prepare`, `gradcheck` (also `python -m tinyllm`).
 
 Bad input never shows a traceback: every error the library raises for it is
 one line on stderr naming the problem and the fix. Exit codes (each error carries its
@@ -29,6 +29,7 @@ from .errors import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_INTERR
                      CheckpointError, ConfigError, Interrupted, TinyLLMError, TokenizerError)
 from .data import DATASETS
 from .data.bpe import DEFAULT_VOCAB
+from .data.prepare_cli import add_prepare_command
 from .models import MODELS
 from .optim import SCHEDULES
 from .train.config import OPTIMIZERS, TOKENIZERS, TrainConfig, model_default
@@ -358,6 +359,7 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=OUT, metavar="RUN", help="training run directory with a checkpoint (default %(default)s)")
     e.add_argument("dest", metavar="DEST", help="directory to create")
     e.set_defaults(func=cmd_export)
+    add_prepare_command(sub, fmt)
     g = sub.add_parser("gradcheck", help="check every op's backward against numerical gradients",
                        description="For each op: the analytic gradient (backward) at its worst element next to "
                                    "the numerical one (central differences in float64), and the error.",

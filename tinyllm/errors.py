@@ -81,6 +81,12 @@ class OutOfMemory(TinyLLMError, MemoryError):
     exit_code = EXIT_FAILED
 
 
+class DiskFull(TinyLLMError, OSError):
+    """A write ran out of disk space (or past a file-size limit); the message says how much is free."""
+
+    exit_code = EXIT_FAILED
+
+
 # -- a stop asked by a signal (exit 128 + the signal) -----------------------------------------------
 
 

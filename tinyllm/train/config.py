@@ -117,7 +117,7 @@ class TrainConfig:
         known = {f.name for f in fields(self)}
         keep = {k: v for k, v in saved.items() if k in known and k not in NOT_RESUMED and k not in self.given}
         data = keep.get("data")
-        if isinstance(data, str) and data not in DATASETS and not os.path.isfile(data):
+        if isinstance(data, str) and data not in DATASETS and not os.path.exists(data):
             raise DataError(f"the run in {self.out!r} was trained on data file {data!r}, which is not found from "
                             f"here ({os.path.abspath(data)}); give data (--data) the file's path")
         new = replace(self, **keep)
@@ -180,7 +180,7 @@ class TrainConfig:
             problem = type_problem(annotation, getattr(self, name))
             need(problem is None, f"{name} (--{name.replace('_', '-')}) {problem}")
         need(isinstance(self.data, str) and self.data.strip() != "",
-             f"data (--data) must be 'names', 'arithmetic' or a path to a text file, got {self.data!r}")
+             f"data (--data) must be 'names', 'arithmetic', a text file or a `tinyllm prepare` folder, got {self.data!r}")
         need(self.model in MODELS, f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         for name in ("steps", "batch_size", "eval_interval", "log_interval", "eval_iters"):
             pos_int(name, getattr(self, name))

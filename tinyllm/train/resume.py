@@ -20,7 +20,7 @@ from backends import get_backend
 
 from ..data import TokenizerError, tokenizer_from_dict
 from ..data.tokenizers import vocab_misfit
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, DataError
 from ..gpt2 import load_hf_tokenizer
 from ..models.build import build_checked
 from ..version import __version__
@@ -80,6 +80,10 @@ def read_resume(t) -> tuple:
             raise ConfigError(f"the checkpoint in {cfg.out!r} was trained with {k}={saved[k]}, the settings "
                               f"ask for {k}={v}; drop --{k.replace('_', '-')} when resuming or use another --out")
     fp = (meta.get("data") or {}).get("fingerprint")
+    if fp is not None and fp != t.data_info["fingerprint"] and "manifest_sha256" in t.data_info:
+        raise DataError(f"cannot resume: the prepared data in {t.config.data} changed since the run in {cfg.out!r} "
+                        f"started (its manifest sha256 differs); resume with the data it was trained on, or start "
+                        f"a new run in another --out")
     if fp is not None and fp != t.data_info["fingerprint"]:
         t.log.warn("the data differs from the data the checkpoint was trained on (same tokenizer); "
                    "resuming, but this is not an exact continuation")

@@ -28,7 +28,7 @@ import time
 
 from backends import get_backend
 
-from ..data import Batcher
+from ..data.shards import batcher_for
 from ..distributed import DataParallel, collective_errors, current_world, rank_device, rank_log
 from ..errors import ConfigError, NonFiniteError, OutOfMemory, TrainingInterrupted
 from ..guards import oom_message, signal_name
@@ -87,8 +87,8 @@ class Trainer:
             self.rng = self.backend.rng(cfg.seed)  # batch draws
             self.dropouts = [m for m in self.model.modules() if isinstance(m, Dropout)]
             vocab = self.model.config.vocab_size  # the data's ids are checked against it before they go over
-            self.train_batches = Batcher(ds.train, self.backend, self.block_size, vocab, "the training data")
-            self.val_batches = Batcher(ds.val, self.backend, self.block_size, vocab, "the validation data")
+            self.train_batches = batcher_for(ds.train, self.backend, self.block_size, vocab, "the training data")
+            self.val_batches = batcher_for(ds.val, self.backend, self.block_size, vocab, "the validation data")
             self.step, self.skipped = 0, 0
             self.losses: list = []   # training loss per step (None where non-finite)
             self.evals: list = []    # {"step", "train", "val", "lr", ...} per evaluation
