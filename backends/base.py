@@ -15,6 +15,9 @@ import numpy as np
 _DTYPES = ("float32", "float64", "int64", "int32", "uint8", "uint16", "uint32", "uint64", "bool")
 
 
+SCATTER_BLOCK = 1024  # rows of the target the standard-only scatter_add adds at a time
+
+
 class RNG:
     """Seeded random numbers drawn on the host, then moved to the device.
 
@@ -204,22 +207,36 @@ class Backend:
         """True for an array that lives on this backend's device."""
         raise NotImplementedError
 
+    # -- in-place writes the engine makes into gradients (the CPU threads them) ----------------
+    def add_into(self, target, value):
+        """target += value, in place (same shape); target is returned."""
+        target += value
+        return target
+
+    def copy_into(self, target, value) -> None:
+        """target[...] = value, in place (same shape)."""
+        target[...] = value
+
     # -- what the standard lacks -----------------------------------------
     def rng(self, seed: int | None = 0) -> RNG:
         return RNG(self, seed)
 
     def scatter_add(self, target, indices, values):
-        """target[indices[i]] += values[i] along axis 0, duplicates accumulated.
+        """target[indices[i]] += values[i] along axis 0, duplicates accumulated, in place; target is returned.
 
-        Standard-only fallback: a one-hot matmul. Returns the result (may be
-        target updated in place on backends that can).
+        Standard-only fallback (the standard has no integer-array assignment): a one-hot matmul per block
+        of SCATTER_BLOCK rows of target, added into that block's slice, so that nothing of target's size
+        is made (only (N, block) and (block, C) arrays).
         """
         xp = self.xp
-        n = target.shape[0]
-        onehot = xp.astype(indices[:, None] == xp.arange(n, dtype=indices.dtype, device=self.device)[None, :],
-                           values.dtype)
-        flat = xp.reshape(values, (values.shape[0], -1))
-        return target + xp.reshape(onehot.T @ flat, target.shape)
+        n, m = target.shape[0], values.shape[0]
+        flat = xp.reshape(values, (m, -1))  # (N, C)
+        for a in range(0, n, SCATTER_BLOCK):
+            b = min(n, a + SCATTER_BLOCK)
+            rows = xp.arange(a, b, dtype=indices.dtype, device=self.device)
+            onehot = xp.astype(indices[:, None] == rows[None, :], values.dtype)  # (N, block)
+            target[a:b, ...] += xp.reshape(onehot.T @ flat, (b - a,) + tuple(target.shape[1:]))
+        return target
 
 
 def sorted_segment_add(xp, target, indices, values):

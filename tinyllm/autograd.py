@@ -221,26 +221,33 @@ class Tensor:
 
     def _backward_on_device(self, grad) -> None:
         grad = self._seed(grad)
+        if self._backward is None:  # backward() on a leaf: its gradient is the seed
+            _accumulate(self, grad, set())
+            return
         topo = self._topo()
         grads = {id(self): grad}
         owned = set()  # ids of sums this loop made: nobody else holds them, add in place
+        mine = set()  # ids of leaves whose .grad this pass made (no one else holds it): added into in place
         for node in reversed(topo):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
             owned.discard(id(g))
-            if node._backward is None:  # a leaf
-                _accumulate(node, g)
-                continue
             for p, pg in zip(node._parents, node._backward(g)):
                 if pg is None or not p.requires_grad:
                     continue
+                if p._backward is None:  # a leaf: nothing below it waits, so its gradient is added at once
+                    _accumulate(p, pg, mine)
+                    continue
+                if isinstance(pg, RowGrad):  # an op below needs the whole array
+                    pg = pg.dense(p.backend)
+                    owned.add(id(pg))
                 k = id(p)
                 prev = grads.get(k)
                 if prev is None:
                     grads[k] = pg
                 elif id(prev) in owned and prev.dtype == pg.dtype and prev.shape == pg.shape:
-                    prev += pg
+                    p.backend.add_into(prev, pg)
                 else:
                     total = prev + pg
                     owned.add(id(total))
@@ -303,17 +310,63 @@ def _same_device(owner: Backend, backend: Backend) -> None:
                           f"move it first, e.g. grad.to({backend.name!r})")
 
 
-def _accumulate(leaf: Tensor, g) -> None:
-    """leaf.grad += g. A leaf whose gradient lives in an optimizer's flat buffer
-    (leaf.grad_buffer, a view) gets it written there, in place."""
+class RowGrad:
+    """A gradient that is zero but on some rows: rows[i] belongs at row indices[i] (duplicates add) of an
+    array shaped `shape`. The embedding's backward returns one, so that the engine adds its rows straight
+    into the weight's gradient (Backend.scatter_add, in place): no (V, C) array is made for N rows."""
+    __slots__ = ("indices", "rows", "shape", "dtype")
+
+    def __init__(self, indices, rows, shape: tuple):
+        self.indices, self.rows, self.shape, self.dtype = indices, rows, tuple(shape), rows.dtype
+
+    def add_into(self, backend: Backend, target):
+        """target (shaped like the gradient) += this gradient, in place; target is returned."""
+        return backend.scatter_add(target, self.indices, self.rows)
+
+    def dense(self, backend: Backend):
+        """The whole array (for a tensor whose gradient must be one)."""
+        xp = backend.xp
+        return self.add_into(backend, xp.zeros(self.shape, dtype=self.dtype, device=backend.device))
+
+
+def _accumulate(leaf: Tensor, g, mine: set) -> None:
+    """leaf.grad += g (an array or a RowGrad), with no full-size temporary where it can be helped. A leaf
+    whose gradient lives in an optimizer's flat buffer (leaf.grad_buffer, a view) gets g written there
+    when it is the first, added in place after; `mine` holds the leaves whose .grad this pass made."""
+    be = leaf.backend
     buf = getattr(leaf, "grad_buffer", None)
-    if buf is None:
+    if buf is not None:
+        if leaf.grad is not buf:
+            first = leaf.grad is None
+            if first and not isinstance(g, RowGrad):
+                be.copy_into(buf, g)
+                leaf.grad = buf
+                return
+            if first:
+                buf[...] = 0
+            else:
+                be.copy_into(buf, leaf.grad)
+            leaf.grad = buf
+        _add(be, buf, g)
+    elif id(leaf) in mine:
+        _add(be, leaf.grad, g)
+    elif not isinstance(g, RowGrad):  # g may be held elsewhere too (an op hands one array to several parents)
         leaf.grad = g if leaf.grad is None else leaf.grad + g
-    elif leaf.grad is buf:
-        buf += g
+        if leaf.grad is not g:
+            mine.add(id(leaf))
     else:
-        buf[...] = g if leaf.grad is None else leaf.grad + g
-        leaf.grad = buf
+        xp = be.xp
+        base = (xp.zeros(g.shape, dtype=g.dtype, device=be.device) if leaf.grad is None
+                else xp.asarray(leaf.grad, copy=True))
+        leaf.grad = _add(be, base, g)
+        mine.add(id(leaf))
+
+
+def _add(be: Backend, target, g):
+    """target += g in place (g dense or a RowGrad); target is returned."""
+    if isinstance(g, RowGrad):
+        return g.add_into(be, target)
+    return be.add_into(target, g)
 
 
 def _dtype_label(dt) -> str:

@@ -9,6 +9,9 @@ from .jit import jit_loops
 from .kernels import load_fast
 
 
+SPLIT_WRITES = 1 << 18  # elements from which the engine's gradient writes are cut across threads
+
+
 class CPUBackend(Backend):
     kind = "cpu"
 
@@ -33,6 +36,30 @@ class CPUBackend(Backend):
         from .philox import philox_words
 
         return philox_words(n, seed, site, step)
+
+    def add_into(self, target, value):
+        """target += value in place, in pieces across the thread policy's threads when large."""
+        if not self._split(target, value):
+            target += value
+            return target
+        t, v = target.reshape(-1), value.reshape(-1)
+        threads = self.fast.threads
+        threads.run(lambda a, b: np.add(t[a:b], v[a:b], out=t[a:b]), threads.ranges(t.size, t.size))
+        return target
+
+    def copy_into(self, target, value) -> None:
+        if not self._split(target, value):
+            target[...] = value
+            return
+        t, v = target.reshape(-1), value.reshape(-1)
+        threads = self.fast.threads
+        threads.run(lambda a, b: np.copyto(t[a:b], v[a:b]), threads.ranges(t.size, t.size))
+
+    @staticmethod
+    def _split(target, value) -> bool:
+        """Whether a write is worth cutting into pieces (large, both contiguous, no broadcast or cast)."""
+        return (isinstance(value, np.ndarray) and target.size >= SPLIT_WRITES and target.shape == value.shape
+                and target.dtype == value.dtype and target.flags.c_contiguous and value.flags.c_contiguous)
 
     def scatter_add(self, target, indices, values):
         """In place. With numba, one pass in row order; else sort + reduceat, which sums the duplicate

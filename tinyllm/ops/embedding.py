@@ -1,7 +1,7 @@
-"""Embedding lookup: gather rows forward, scatter-add them back."""
+"""Embedding lookup: gather rows forward, their gradient rows added back (a RowGrad: no (V, C) array)."""
 from __future__ import annotations
 
-from ..autograd import Tensor
+from ..autograd import RowGrad, Tensor
 from ..ids import check_token_ids
 from ._util import device_array
 from .registry import op
@@ -20,8 +20,8 @@ def embedding(weight: Tensor, idx) -> Tensor:
     backend = weight.backend
 
     def backward(g):
+        # only the rows that were looked up: the engine adds them into the weight's gradient in place
         rows = xp.reshape(g, (flat.shape[0],) + tuple(w.shape[1:]))  # (N, C)
-        gw = xp.zeros(w.shape, dtype=g.dtype, device=backend.device)
-        return (backend.scatter_add(gw, flat, rows),)
+        return (RowGrad(flat, rows, tuple(w.shape)),)
 
     return Tensor.from_op(out, backend, (weight,), backward)
