@@ -17,7 +17,6 @@ from . import mkl, passes
 from .attention import attention4
 from .jit import jit_loops
 from .jit.constants import GELU_A, GELU_C
-from .rows import rowsum
 from .threads import ThreadPolicy
 
 
@@ -57,7 +56,7 @@ class NumpyFast:
             def folded_backward(g, need=(True, True)):
                 g2 = g.reshape(-1, n)
                 ga = mkl.matmul2d(g2, b.T).reshape(lead + (k,)) if need[0] else None
-                gb = mkl.matmul2d(a2.T, g2) if need[1] else None  # (K, N): the weight's gradient
+                gb = _weight_grad(a2, g2, b) if need[1] else None  # (K, N): the weight's gradient
                 return ga, gb
 
             return mkl.matmul2d(a2, b).reshape(lead + (n,)), folded_backward
@@ -127,17 +126,25 @@ class NumpyFast:
 
     # -- softmax + cross-entropy over rows -----------------------------------
     def cross_entropy(self, xp, z, t):
-        rows = np.arange(z.shape[0])
-        m = np.max(z, axis=-1, keepdims=True)
-        e = z - m
-        picked = e[rows, t]  # (N,) = z[target] - max
-        np.exp(e, out=e)
-        s = rowsum(e)  # (N, 1)
-        loss_rows = np.log(s[:, 0]) - picked
+        """Log-softmax, loss and gradient fused: the forward keeps each row's log-sum-exp (N,), the
+        backward makes dz in one pass over the logits; rows in pieces across the threads (numba's
+        loops, jit/loss.py, or NumPy passes over chunks of rows, passes.py)."""
+        z = np.ascontiguousarray(z)
+        t = np.ascontiguousarray(t, dtype=np.int64)
+        n = z.shape[0]
+        lse, loss_rows = np.empty(n, z.dtype), np.empty(n, z.dtype)
+        parts = self.threads.ranges(n, z.size)
+        if self.jit is None:
+            forward, grad = passes.ce_forward, passes.ce_backward
+        else:
+            zero = z.dtype.type(0.0)
+            forward, grad = (lambda *a: self.jit.ce_forward(*a, zero)), self.jit.ce_backward
+        self.threads.run(lambda a, b: forward(z[a:b], t[a:b], lse[a:b], loss_rows[a:b]), parts)
 
         def backward(scale_rows):
-            dz = e * (scale_rows[:, None] / s)  # softmax * scale
-            dz[rows, t] -= scale_rows
+            scale = np.ascontiguousarray(scale_rows, dtype=z.dtype)
+            dz = np.empty_like(z)
+            self.threads.run(lambda a, b: grad(z[a:b], t[a:b], lse[a:b], scale[a:b], dz[a:b]), parts)
             return (dz,)
 
         return loss_rows, backward
@@ -186,6 +193,15 @@ class NumpyFast:
             return
 
         passes.adam(self.threads, p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, decoupled)
+
+
+def _weight_grad(a2, g2, b):
+    """a2.T @ g2, laid out like b: for a transposed weight (a tied head's wte.T) the product is made as
+    (g2.T @ a2).T, whose transpose, the tied weight's gradient, is then contiguous (copied into the
+    optimizer's buffer in one pass, not a strided one)."""
+    if b.flags.f_contiguous and not b.flags.c_contiguous:
+        return mkl.matmul2d(g2.T, a2).T
+    return mkl.matmul2d(a2.T, g2)
 
 
 def _heads4(a):

@@ -1,4 +1,4 @@
-"""The NumPy passes behind GELU, layer norm and the Adam update when numba's loops are not there
+"""The NumPy passes behind GELU, layer norm, cross-entropy and the Adam update when numba's loops are not there
 (TINYLLM_NO_JIT, or no [fast] extra): in-place passes into buffers the kernel owns, over chunks
 that stay in L2 (CHUNK), the chunks split across the thread policy's threads."""
 from __future__ import annotations
@@ -163,3 +163,33 @@ def adam(threads, p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, decoupled):
             pi -= tmp
 
     threads.run(update, threads.ranges(p.size, 4 * p.size))
+
+
+def _row_chunks(a: int, b: int, v: int):
+    """(i, j) cutting rows a..b into chunks of about CHUNK elements of a (rows, v) array."""
+    step = max(1, CHUNK // max(1, v))
+    for i in range(a, b, step):
+        yield i, min(b, i + step)
+
+
+def ce_forward(z, t, lse, loss):
+    """Per row of z (N, V): lse = log(sum(exp(z))), loss = lse - z[target], a chunk of rows at a time."""
+    buf = np.empty((max(1, CHUNK // max(1, z.shape[1])), z.shape[1]), z.dtype)
+    for i, j in _row_chunks(0, z.shape[0], z.shape[1]):
+        zi, e = z[i:j], buf[:j - i]
+        m = zi.max(axis=1)
+        np.subtract(zi, m[:, None], out=e)
+        np.exp(e, out=e)
+        np.log(e.sum(axis=1), out=lse[i:j])
+        lse[i:j] += m
+        np.subtract(lse[i:j], zi[np.arange(j - i), t[i:j]], out=loss[i:j])
+
+
+def ce_backward(z, t, lse, scale, dz):
+    """dz = scale * (softmax(z) - onehot(t)), a chunk of rows at a time."""
+    for i, j in _row_chunks(0, z.shape[0], z.shape[1]):
+        di = dz[i:j]
+        np.subtract(z[i:j], lse[i:j, None], out=di)
+        np.exp(di, out=di)
+        di *= scale[i:j, None]
+        di[np.arange(j - i), t[i:j]] -= scale[i:j]

@@ -1,5 +1,5 @@
 """numba's compiled loops for the CPU kernels that are many cheap passes in NumPy (layer norm,
-GELU, Adam, scatter-add, attention's passes) and MKL's GEMM caller: one pass where NumPy makes
+GELU, Adam, scatter-add, attention's passes, cross-entropy) and MKL's GEMM caller: one pass where NumPy makes
 several, releasing the GIL so that the thread policy's helpers run pieces at once.
 
 The loop modules import numba at their top; jit_loops() imports them only when numba is usable and
@@ -17,9 +17,9 @@ _gemm = None  # gemm.call once built; False without the loops
 
 
 def _build() -> SimpleNamespace:
-    from . import adam, attention, exp, gelu, norm, scatter
+    from . import adam, attention, exp, gelu, loss, norm, scatter
 
-    modules = (norm, gelu, adam, scatter, exp, attention)
+    modules = (norm, gelu, adam, scatter, exp, attention, loss)
     for m in modules:
         m.compile_float32()
     return SimpleNamespace(**{name: getattr(m, name) for m in modules for name in m.LOOPS})
