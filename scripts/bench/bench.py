@@ -2,6 +2,7 @@
 
     python scripts/bench/bench.py                      # cpu-small, 1 thread and all cores
     python scripts/bench/bench.py --preset gpu-baby --device cuda
+    python scripts/bench/bench.py --preset gpt2        # GPT-2 small (124M), batch 4 x 256: 5 steps, ~3 s each
     python scripts/bench/bench.py --device torch       # tinyllm on torch's tensors vs on NumPy vs PyTorch
     python scripts/bench/bench.py --preset sweep       # step time and memory vs width and context (+ plot)
     python scripts/bench/bench.py --preset sweep-context --threads 1   # context 32 .. 1024 only
@@ -54,7 +55,13 @@ PRESETS = {
     "cpu-small": dict(batch=12, block=64, n_layer=4, n_head=4, n_embd=128, vocab=65, dropout=0.0, bias=False),
     # nanoGPT's shakespeare_char GPU recipe ("baby GPT")
     "gpu-baby": dict(batch=64, block=256, n_layer=6, n_head=6, n_embd=384, vocab=65, dropout=0.2, bias=False),
+    # GPT-2 small (124M: 12 layers, 12 heads, 768 wide, GPT-2's vocabulary, head tied to the embedding)
+    # at a laptop fine-tuning batch
+    "gpt2": dict(batch=4, block=256, n_layer=12, n_head=12, n_embd=768, vocab=50257, dropout=0.0, bias=True),
 }
+# fewer steps where one is seconds long (--steps, --warmup, ... still override them)
+PRESET_RUNS = {"gpt2": dict(steps=5, warmup=1, profile_steps=2, mem_steps=2, sample_tokens=20, rounds=1)}
+RUN_DEFAULTS = dict(profile_steps=10, mem_steps=5, sample_tokens=500, rounds=3)
 SWEEP_BASE = dict(batch=12, block=64, n_layer=4, n_head=4, n_embd=128, vocab=65, dropout=0.0, bias=False)
 SWEEP_EMBD = (64, 128, 256, 512)             # at block 64
 SWEEP_BLOCK = (32, 64, 128, 256, 512, 1024)  # at n_embd 128
@@ -68,9 +75,9 @@ def parse_args(argv):
     p.add_argument("--preset", default="cpu-small", choices=[*PRESETS, *SWEEPS])
     p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N); both frameworks use it. torch: tinyllm "
                    "on torch's CPU tensors, beside tinyllm on NumPy and PyTorch (CPU) in the same run")
-    p.add_argument("--steps", type=int, default=None, help="timed steps per framework (default 50; sweep 10)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per framework (default 50; sweep 10; gpt2 5)")
     p.add_argument("--warmup", type=int, default=None,
-                   help="untimed steps first, at least 1 (default 10; sweep 3)")
+                   help="untimed steps first, at least 1 (default 10; sweep 3; gpt2 1)")
     p.add_argument("--threads", default=None,
                    help="comma-separated thread counts, each run in its own process (default: 1 and all cores)")
     for f in ("batch", "block", "n_layer", "n_head", "n_embd", "vocab"):
@@ -78,11 +85,11 @@ def parse_args(argv):
     p.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-torch", action="store_true", help="time tinyllm alone")
-    p.add_argument("--profile-steps", type=int, default=10, help="steps in the per-op profile (0: none)")
-    p.add_argument("--mem-steps", type=int, default=5, help="steps in each memory process (0: no memory figures)")
-    p.add_argument("--sample-tokens", type=int, default=500, help="tokens for the generate() timing (0: none)")
+    p.add_argument("--profile-steps", type=int, default=None, help="steps in the per-op profile (0: none)")
+    p.add_argument("--mem-steps", type=int, default=None, help="steps in each memory process (0: no memory figures)")
+    p.add_argument("--sample-tokens", type=int, default=None, help="tokens for the generate() timing (0: none)")
     p.add_argument("--plot", default="bench_sweep.png", help="where the sweep plot goes (needs matplotlib)")
-    p.add_argument("--rounds", type=int, default=3,
+    p.add_argument("--rounds", type=int, default=None,
                    help="with several CPU threads: rounds of separate-process timing, A,B,A,B (0: in-process only)")
     p.add_argument("--busy-core", action="store_true",
                    help="keep one core busy with `yes` for the whole run (contention as on a shared machine)")
@@ -91,6 +98,9 @@ def parse_args(argv):
     p.add_argument("--_spec", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     sweep = a.preset in SWEEPS
+    for k, v in (RUN_DEFAULTS | PRESET_RUNS.get(a.preset, {})).items():
+        if getattr(a, k) is None:
+            setattr(a, k, v)
     a.steps = a.steps if a.steps is not None else (10 if sweep else 50)
     a.warmup = a.warmup if a.warmup is not None else (3 if sweep else 10)
     if a.steps < 1 or a.warmup < 1:  # the first step compiles (CUDA kernels, numba loops) and allocates
