@@ -38,3 +38,154 @@ def test_update_ratio_is_the_last_steps_update(tmp_path):
     p = t.model.blocks[0].mlp.fc.weight
     w = p.backend.to_host(p.data)
     assert h["update"] == pytest.approx(0.1 * h["grad"] / float(((w ** 2).sum()) ** 0.5), rel=2e-2)
+
+
+# -- tinyllm report / info -----------------------------------------------------------------------------------
+
+import re  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+
+from tinyllm.cli import main  # noqa: E402
+
+pytest.importorskip("plotly", reason="the report extra (plotly) is not installed")
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SECTIONS = ("Learning", "Network health", "Surprise", "Attention", "Samples at each evaluation", "The model")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "r"
+    Trainer(TrainConfig(out=str(out), steps=20, eval_interval=10, samples=3, **TINY), verbose=False).fit()
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(run_dir):
+    assert main(["report", "--out", str(run_dir)]) == 0
+    return run_dir / "report.html"
+
+
+def test_report_is_one_self_contained_file(report, run_dir):
+    text = report.read_text(encoding="utf-8")
+    assert report.stat().st_size < 5.5e6
+    bundle = text.index("<script>"), text.index("</script>")
+    page = text[:bundle[0]] + text[bundle[1]:]  # the page outside Plotly's own bundle
+    assert len(re.findall(r"<script[^>]*>", text)) == 4 and not re.search(r"<script[^>]+src=|<link|https?://", page)
+    for title in SECTIONS:
+        assert f"<h2>{title}</h2>" in text
+    assert text.count("Plotly.newPlot") == 3  # learning, health, attention
+    assert sorted(os.listdir(run_dir)) == sorted(f for f in os.listdir(run_dir) if not f.startswith("report.html.tmp"))
+
+
+def test_attention_maps_match_the_models_attention(run_dir):
+    from tinyllm.autograd import no_grad
+    from tinyllm.report import probe
+    from tinyllm.train.resume import load_trained
+
+    model, tok, meta = load_trained(str(run_dir), "cpu")
+    ids, _ = probe.validation_ids(meta, tok)
+    ids = ids[:12]
+    maps = probe.attention_maps(model, ids)
+    be = model.wte.weight.backend
+    assert len(maps) == 2 and len(maps[0]) == 2 and len(maps[0][0]) == 12
+    for row_i, row in enumerate(maps[1][0]):
+        assert sum(row) == pytest.approx(1.0, abs=1e-5) and all(v == 0 for v in row[row_i + 1:])  # causal
+    # the maps times the values give what the block's attention computes
+    with no_grad():
+        x = probe._embed(model, ids)
+        blk = model.blocks[0]
+        h = blk.ln1(x)
+        qkv = be.to_host(blk.attn.qkv(h).data)[0]
+        want = be.to_host(blk.attn(h).data)[0]
+    import numpy as np  # tests may use NumPy
+    v = qkv[:, 32:].reshape(12, 2, 8)
+    y = np.stack([np.array(maps[0][k]) @ v[:, k, :] for k in range(2)], axis=1).reshape(12, 16)
+    got = y @ be.to_host(blk.attn.proj.weight.data) + be.to_host(blk.attn.proj.bias.data)
+    assert np.allclose(got, want, atol=1e-5)
+
+
+def test_info_says_step_val_settings_files(run_dir, capsys):
+    assert main(["info", "--out", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "step 20/20" in out and "val loss: last" in out and "best" in out
+    assert "n_layer=2" in out and "steps=20" in out and "data=" not in out  # only what differs from the defaults
+    assert "checkpoint.json" in out and f"tinyllm sample --out {run_dir}" in out and len(out.splitlines()) <= 8
+
+
+@pytest.mark.parametrize("cmd", ["report", "info"])
+def test_not_a_run_is_one_line_and_writes_nothing(tmp_path, capsys, cmd):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for where in (empty, tmp_path / "missing"):
+        assert main([cmd, "--out", str(where)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err and str(where) in err
+    assert os.listdir(empty) == [] and not (tmp_path / "missing").exists()
+
+
+def test_log_without_checkpoint_gives_a_partial_report(run_dir, tmp_path, capsys):
+    part = tmp_path / "part"
+    part.mkdir()
+    lines = open(run_dir / "log.jsonl").read().splitlines()
+    (part / "log.jsonl").write_text("\n".join(lines[:6]) + "\n" + lines[6][:20])  # torn last line: still writing
+    assert main(["report", "--out", str(part)]) == 0
+    text = (part / "report.html").read_text()
+    assert "no checkpoint" in text and "could not be read" in text and "<h2>Learning</h2>" in text
+    assert sorted(os.listdir(part)) == ["log.jsonl", "report.html"]
+
+
+def test_older_layout_without_log_uses_the_checkpoint(run_dir, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old)
+    os.remove(old / "log.jsonl")
+    os.remove(old / "report.html") if (old / "report.html").exists() else None
+    assert main(["report", "--out", str(old)]) == 0
+    text = (old / "report.html").read_text()
+    assert "older layout" in text and "Plotly.newPlot" in text and "No network health" in text
+
+
+def test_report_without_plotly_names_the_extra(run_dir, tmp_path, monkeypatch, capsys):
+    import sys
+    monkeypatch.setitem(sys.modules, "plotly", None)
+    assert main(["report", "--out", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "tinyllm[report]" in err and len(err.splitlines()) == 1
+
+
+# -- in a real browser ---------------------------------------------------------------------------------------
+
+def _chromium(url: str, *flags) -> str:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    with tempfile.TemporaryDirectory() as profile:
+        r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                            "--disable-component-update", "--disable-sync", "--no-first-run",
+                            f"--user-data-dir={profile}", "--virtual-time-budget=20000", *flags, "--dump-dom", url],
+                           capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def test_every_chart_draws_in_chromium(report):
+    dom = _chromium(report.as_uri())
+    charts = re.findall(r'<div id="(chart-[a-z]+)" class="[^"]*js-plotly-plot', dom)
+    assert sorted(charts) == ["chart-attention", "chart-health", "chart-learning"]
+    assert dom.count('class="main-svg"') >= 6  # Plotly drew (two svg layers a chart)
+
+
+def test_text_is_readable_without_javascript(report, tmp_path):
+    # --blink-settings=scriptEnabled=false leaves --dump-dom empty (the dump itself needs script), so the
+    # page's scripts are blocked the way a browser with JavaScript off would: a copy under a CSP of script-src 'none'
+    nojs = tmp_path / "nojs.html"
+    csp = "<meta http-equiv=\"Content-Security-Policy\" content=\"script-src 'none'\">"
+    nojs.write_text(report.read_text(encoding="utf-8").replace("<head>", "<head>" + csp, 1), encoding="utf-8")
+    dom = _chromium(nojs.as_uri())
+    assert not re.search(r'class="[^"]*js-plotly-plot|class="main-svg"', dom)  # no script ran
+    for title in SECTIONS:
+        assert f"<h2>{title}</h2>" in dom
+    assert re.search(r'<td class="l">10</td><td>\d\.\d+</td><td>\d\.\d+</td>', dom)  # the evaluations' table
+    assert re.search(r'<span style="background:rgba[^"]*" title="loss \d', dom)  # surprise: each token's loss
+    assert "<pre>" in dom  # samples

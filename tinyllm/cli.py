@@ -314,6 +314,26 @@ def cmd_gradcheck(args) -> int:
     return EXIT_OK if not failed else EXIT_CHECK_FAILED
 
 
+# -- tinyllm report / info ---------------------------------------------------------------------------------
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    path, size, notes = write_report(args.out)
+    for n in notes:
+        print(f"note: {n}", file=sys.stderr)
+    print(f"wrote {path} ({size / 1e6:.1f} MB, self-contained: open it in a browser, no network needed)")
+    return EXIT_OK
+
+
+def cmd_info(args) -> int:
+    from .report import run_info
+
+    for line in run_info(args.out):
+        print(line)
+    return EXIT_OK
+
+
 # -- the parser -----------------------------------------------------------------------------------------
 
 class Parser(argparse.ArgumentParser):
@@ -367,6 +387,16 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="cpu", help=f"{DEVICES} (default %(default)s)")
     g.add_argument("--op", action="append", metavar="NAME", help="only this op (repeatable)")
     g.set_defaults(func=cmd_gradcheck)
+    r = sub.add_parser("report", help="write RUN/report.html: a run's learning, health, attention and samples",
+                       description="Write one self-contained page (charts and data inside; opens offline) for the "
+                                   "run in --out: learning curves, network health, attention maps, each token's "
+                                   "surprise, samples at each evaluation and the model. Needs: pip install "
+                                   "'tinyllm[report]'. Writes only RUN/report.html.")
+    r.add_argument("--out", default=OUT, metavar="RUN", help="training run directory (default %(default)s)")
+    r.set_defaults(func=cmd_report)
+    i = sub.add_parser("info", help="a run in a few lines: step, val loss, settings, files, what to run next")
+    i.add_argument("--out", default=OUT, metavar="RUN", help="training run directory (default %(default)s)")
+    i.set_defaults(func=cmd_info)
     return p
 
 
