@@ -151,7 +151,7 @@ def _add_output_args(g) -> None:
     g.add_argument("--eval-iters", type=int, default=UNSET, metavar="N",
                    help=f"batches per split in an evaluation (default {D.eval_iters})")
     g.add_argument("--samples", type=int, default=UNSET, metavar="N",
-                   help=f"samples printed at the end (default {D.samples})")
+                   help=f"samples printed at the end, and drawn at each evaluation into log.jsonl (default {D.samples})")
     g.add_argument("--device", default=UNSET, help=f"{DEVICES} (default {D.device}); "
                                                f"an unusable GPU falls back to cpu with a warning")
     g.add_argument("--seed", type=int, default=UNSET, help=f"seed for weights, batches and dropout (default {D.seed})")
