@@ -5,8 +5,8 @@ A shard is a 32-byte header then the token ids, little-endian:
     magic b"TLLMTOK\\0" | version u32 | itemsize u32 (2: uint16, 4: uint32) | count u64 | 8 reserved bytes
 
 The header says how many tokens follow, so a shard cut short or grown is seen
-before a token is read. Reading maps the file: no shard is loaded whole, and
-a batch copies only its windows (B rows of T+1 tokens) out of the maps.
+before a token is read. Training reads each window by offset (ShardSet): no shard is loaded whole,
+and a batch reads only its B rows of T+1 tokens.
 """
 from __future__ import annotations
 
@@ -87,36 +87,52 @@ def data_sha256(path: str, chunk: int = 1 << 22) -> str:
 
 
 class ShardSet:
-    """Token shards of one split as memory maps; windows of `width` tokens drawn across them.
+    """Token shards of one split; windows of `width` tokens drawn across them, read by offset.
 
     A window never crosses a shard's end: start k (0 <= k < starts) names shard i's local start
-    k - first[i], where shard i holds n_i - width + 1 starts (none when it is shorter than a window)."""
+    k - first[i], where shard i holds n_i - width + 1 starts (none when it is shorter than a window).
+    Each window is one os.pread of (T+1) ids from the shard's open file, not a touch of a memory map:
+    a mapping's pages count in the process's RSS (and the kernel maps ~64 KB around each touched page),
+    so training through np.memmap grew RSS with the corpus; read by offset it stays flat, the pages
+    living in the page cache only. `array(i)` is a shard as np.memmap, for whole-shard reading."""
 
     def __init__(self, paths: list, width: int = 1):
-        self.maps = []
+        self.paths, self.fds, self.sizes, self.dtypes = list(paths), [], [], []
         for p in paths:
             itemsize, count = read_header(p)
-            self.maps.append(np.memmap(p, dtype=DTYPES[itemsize], mode="r", offset=HEADER_BYTES, shape=(count,))
-                             if count else np.zeros(0, DTYPES[itemsize]))
+            self.dtypes.append(DTYPES[itemsize])
+            self.sizes.append(count)
+            self.fds.append(os.open(p, os.O_RDONLY))
         self.set_width(width)
 
     def set_width(self, width: int) -> None:
         """Windows of `width` tokens (block_size + 1): which starts each shard holds."""
         self.width = width
         self.first, n = [], 0
-        for m in self.maps:
+        for size in self.sizes:
             self.first.append(n)
-            n += max(0, len(m) - width + 1)
+            n += max(0, size - width + 1)
         self.starts = n
 
     def __len__(self) -> int:
-        return sum(len(m) for m in self.maps)
+        return sum(self.sizes)
+
+    def __del__(self):
+        for fd in getattr(self, "fds", ()):
+            os.close(fd)
+
+    def array(self, i: int) -> np.ndarray:
+        return np.memmap(self.paths[i], dtype=self.dtypes[i], mode="r", offset=HEADER_BYTES, shape=(self.sizes[i],))
 
     def windows(self, starts) -> np.ndarray:
         """(B, width) int64: the windows at global starts (each < self.starts)."""
         out = np.empty((len(starts), self.width), dtype=np.int64)
         for r, k in enumerate(np.asarray(starts).tolist()):
             i = bisect.bisect_right(self.first, k) - 1  # a shard too short for a window shares the next's first
-            j = k - self.first[i]
-            out[r] = self.maps[i][j:j + self.width]
+            dt = self.dtypes[i]
+            n = self.width * dt.itemsize
+            buf = os.pread(self.fds[i], n, HEADER_BYTES + (k - self.first[i]) * dt.itemsize)
+            if len(buf) != n:  # the file was cut short after it was checked
+                raise OSError(f"shard {self.paths[i]} ended early (read {len(buf)} of {n} bytes)")
+            out[r] = np.frombuffer(buf, dtype=dt)
         return out

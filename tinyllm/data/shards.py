@@ -1,6 +1,6 @@
 """Training from `tinyllm prepare`'s shards: the manifest checked, the shards mapped, batches drawn across them.
 
-    ds = load_prepared("data/")           # a Dataset whose train / val are backends.shards.ShardSet maps
+    ds = load_prepared("data/")           # a Dataset whose train / val are backends.shards.ShardSets
     batches = ShardBatcher(ds.train, backend, block_size)
 
 Every start checks each shard's size and header against the manifest (a shard
@@ -90,7 +90,7 @@ def load_prepared(folder: str, width: int | None = None, verify: bool | None = N
 
 class ShardBatcher:
     """Batcher's interface over ShardSets: the same draw (rng.host_integers over the window starts), the
-    windows copied out of the maps on the host, one copy to the device a batch. The ids are not scanned
+    windows read by offset from the shard files on the host, one copy to the device a batch. The ids are not scanned
     (that would read the whole corpus): the tokenizer that wrote them is held against the model instead
     (load_run_data), and the shards against the manifest."""
 
@@ -103,7 +103,11 @@ class ShardBatcher:
 
     def batch(self, batch_size: int, rng, rows: slice | None = None):
         starts = rng.host_integers(0, self.n - self.block_size, batch_size)
-        win = self.backend.from_host(self.shards.windows(starts if rows is None else starts[rows]), "int64")
+        try:
+            host = self.shards.windows(starts if rows is None else starts[rows])
+        except OSError as e:  # a shard cut short or removed while training
+            raise DataError(f"cannot read the prepared data: {e}; {FIX}") from None
+        win = self.backend.from_host(host, "int64")
         return win[:, :-1], win[:, 1:]
 
 

@@ -82,7 +82,7 @@ def describe_data(cfg, ds, guessed: bool) -> str:
     """'name (notes)': what cleaning did, and for a file what --lines chose and how to choose the other."""
     notes = list(ds.info.get("cleaned", []))
     if "manifest_sha256" in ds.info:
-        notes.append(f"prepared, {len(ds.train.maps) + len(ds.val.maps)} shards")
+        notes.append(f"prepared, {len(ds.train.paths) + len(ds.val.paths)} shards")
     elif cfg.data not in DATASETS:
         how, other, flag = ("one example a line", "one text", "--no-lines") if cfg.lines else \
             ("one text", "one example a line", "--lines")
