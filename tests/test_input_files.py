@@ -112,7 +112,7 @@ def test_bom_and_crlf_are_not_tokens_and_the_describe_line_says_so(tmp_path):
     assert ds.tokenizer.itos == load_dataset(_write(tmp_path / "unix.txt", text), lines=False).tokenizer.itos
     code, out, err = run("train", *TINY, "--steps", "2", "--data", str(p), "--no-lines", "--out", str(tmp_path / "r"))
     assert code == 0, err
-    assert "data win.txt (byte-order mark removed, \\r\\n line ends read as \\n):" in out.splitlines()[0]
+    assert "data win.txt (byte-order mark removed; \\r\\n line ends read as \\n; one text)" in out.splitlines()[0]
     # a flag keeps the bytes
     raw = load_dataset(str(p), lines=False, raw_text=True)
     assert "\ufeff" in raw.tokenizer.itos and "\r" in raw.tokenizer.itos

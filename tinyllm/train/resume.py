@@ -256,4 +256,8 @@ def check_meta(meta: dict, out_dir: str, resume: bool):
     misfit = vocab_misfit(tokenizer, model_vocab) if type(model_vocab) is int else None  # other types: model_config
     if misfit:  # the rule --init-from holds a GPT-2 directory to: a padded vocabulary (50,304 > 50,257) loads
         raise CheckpointError(f"{damaged}: its tokenizer {misfit} (was {INDEX} edited?); {DAMAGED_FIX}")
+    if meta["tokenizer"].get("type") in ("char", "word") and type(model_vocab) is int \
+            and tokenizer.vocab_size != model_vocab:  # tinyllm sizes the model to the tokenizers it builds
+        raise CheckpointError(f"{damaged}: its {meta['tokenizer']['type']} tokenizer has {tokenizer.vocab_size} "
+                              f"tokens, its model {model_vocab} (was {INDEX} edited?); {DAMAGED_FIX}")
     return tokenizer
