@@ -103,26 +103,18 @@ class CUDABackend(Backend):
 
     def _alloc_host(self, n, dtype):
         """Page-locked (pinned) memory: copies to and from it run at full speed and can be queued without a
-        wait. The simulated CuPy has none (its arrays are host memory already): NumPy's."""
+        wait."""
         import numpy as np
 
-        if not hasattr(self._cp.cuda, "alloc_pinned_memory"):
-            return np.empty(n, dtype)
         return np.ndarray((n,), dtype, buffer=self._cp.cuda.alloc_pinned_memory(max(1, n * dtype.itemsize)))
 
     def _to_numpy_into(self, x, out, wait):
         with self._on:
-            if getattr(self._cp, "simulated", False):  # its asnumpy copies and returns, as CuPy's blocking one
-                out[...] = self._cp.asnumpy(x)
-            else:
-                self._cp.asnumpy(x, out=out, blocking=wait)  # wait=False: queued on the current stream
+            self._cp.asnumpy(x, out=out, blocking=wait)  # wait=False: queued on the current stream
 
     def _from_numpy_into(self, x, host):
         with self._on:
-            if getattr(self._cp, "simulated", False):
-                x[...] = self._cp.asarray(host)
-            else:
-                x.set(host)  # straight from the (pinned) host buffer, no device temporary
+            x.set(host)  # straight from the (pinned) host buffer, no device temporary
 
     def _synchronize(self) -> None:
         with self._on:

@@ -24,6 +24,7 @@ class CudaFused:
         self._functions: dict = {}
         self._dummy = {}
 
+    @property
     def name(self) -> str:
         return "CUDA C++ kernels"
 

@@ -206,6 +206,12 @@ class DevArray(np.ndarray):
             return r
         return super().__getitem__(_plain(key))
 
+    def set(self, host) -> None:
+        """CuPy's ndarray.set: copy a host array of this shape in, with no device temporary."""
+        _check([self])
+        COUNTS["h2d"] += 1
+        self.view(np.ndarray)[...] = host
+
     def __setitem__(self, key, value):
         _check([self, value, *_flat([key])])  # a copy or fill kernel
         super().__setitem__(_plain(key), _plain(value))
@@ -271,9 +277,18 @@ def _asarray(a, dtype=None):
     return _wrap(np.array(_plain(a), dtype=dtype, copy=True))
 
 
-def _asnumpy(x):
+def _asnumpy(x, out=None, blocking=True):
+    """CuPy's: a new host array, or into `out` (blocking=False queues it on the stream: here it is done)."""
     COUNTS["d2h"] += 1
-    return np.array(_plain(x), copy=True)
+    if out is None:
+        return np.array(_plain(x), copy=True)
+    out[...] = _plain(x)
+    return out
+
+
+def _alloc_pinned_memory(nbytes: int):
+    """Page-locked host memory: here plain host bytes (np.ndarray(buffer=...) takes them)."""
+    return bytearray(nbytes)
 
 
 def _runtime():
@@ -285,6 +300,6 @@ def _runtime():
 cupy = types.SimpleNamespace(
     __name__="cupy (simulated)", __version__="sim", simulated=True, ndarray=DevArray, asarray=_asarray, asnumpy=_asnumpy,
     RawModule=RawModule, float32=np.float32, float64=np.float64,
-    cuda=types.SimpleNamespace(Device=Device, runtime=_runtime()),
+    cuda=types.SimpleNamespace(Device=Device, runtime=_runtime(), alloc_pinned_memory=_alloc_pinned_memory),
 )
 namespace = SimNamespace()

@@ -454,12 +454,9 @@ def time_worker(spec: dict) -> dict:
 
 
 def fast_path(backend) -> str:
-    """The name of the backend's fused kernels (a property on the CPU's, a method on CUDA's)."""
+    """The name of the backend's fused kernels."""
     fast = backend.fast
-    if fast is None:
-        return "none (standard ops)"
-    name = getattr(fast, "name", type(fast).__name__)
-    return name() if callable(name) else name
+    return "none (standard ops)" if fast is None else getattr(fast, "name", type(fast).__name__)
 
 
 def machine_info() -> dict:
