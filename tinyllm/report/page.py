@@ -1,5 +1,5 @@
-"""report.html: one self-contained page (Plotly's bundle and the data inside), its text readable without
-JavaScript; written atomically (a temporary file in the run directory, then os.replace)."""
+"""report.html: one self-contained page (Plotly's bundle, gzipped, and the data inside), its text readable
+without JavaScript; written atomically (a temporary file in the run directory, then os.replace)."""
 from __future__ import annotations
 
 import os
@@ -54,5 +54,6 @@ def build_page(run: RunRecords) -> str:
         ("learning", "Learning"), ("health", "Network health"), ("surprise", "Surprise"), ("attention", "Attention"),
         ("samples", "Samples"), ("model", "The model")))
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{esc(title)}</title>"
-            f"<style>{STYLE}</style><script>{charts.plotly_js()}</script></head><body>{head}<p>{nav}</p>"
-            f"{notes}{''.join(parts)}</body></html>")
+            f"<style>{STYLE}</style></head><body>{head}<p>{nav}</p><noscript><p class=note>The charts need "
+            f"JavaScript; the tables and text below hold the same numbers.</p></noscript>"
+            f"{notes}{''.join(parts)}{charts.scripts()}</body></html>")
