@@ -176,18 +176,20 @@ def test_torch_records_nothing(isolated_backends):
 
 
 def test_token_streams_arrive_one_signed_size_wider():
-    """torch's uint16/uint32 have no take (index_select), so the stream is int32/int64 there: same tokens."""
+    """torch's uint16/uint32 have no take (index_select), so torch holds them as int32/int64: same tokens."""
     from tinyllm.data.batches import Batcher
 
     t, c = get_backend("torch"), get_backend("cpu")
     toks = (np.arange(5000) * 7 % 700).astype(np.uint16)
     bt, bc = Batcher(toks, t, 8), Batcher(toks, c, 8)
-    assert bt.stream.dtype == torch.int32 and bc.stream.dtype == np.uint16
+    assert bt.stream.dtype == torch.int32 == t.dtype("uint16") and bc.stream.dtype == np.uint16
     for got, want in zip(bt.batch(4, t.rng(3)), bc.batch(4, c.rng(3))):
         np.testing.assert_array_equal(t.to_host(got), want)
     assert t.to_host(t.from_host(np.array([2**32 - 1], np.uint32))).tolist() == [2**32 - 1]
-    with pytest.raises(ValueError, match="2\\*\\*63"):
-        t.from_host(np.array([2**63], np.uint64))
+    for dtype in (None, "uint64"):
+        with pytest.raises(ValueError, match="2\\*\\*63"):
+            t.from_host(np.array([2**63], np.uint64), dtype)
+    assert t.to_host(t.from_host([2**63 - 1], "uint64")).tolist() == [2**63 - 1]
 
 
 def test_host_copies_never_share_memory():

@@ -4,8 +4,8 @@
 tinyllm's own backward computes every gradient: no tensor here ever requires grad, so torch's
 autograd records nothing. What torch's namespace lacks is mended here, on this floor:
 - uint16/uint32/uint64 tensors have almost no operators in torch (no take, +, >>, comparisons), so
-  host arrays of those types arrive one signed size wider (token streams: uint16 -> int32,
-  uint32 -> int64), and tinyllm.random's words are int64 (word_dtype);
+  torch holds those types one signed size wider (dtype("uint16") is int32, "uint32" and "uint64"
+  int64; token streams arrive so), and tinyllm.random's words are int64 (word_dtype);
 - no float64 on MPS: asking for it there is one DeviceError line.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from ..base import Backend, sorted_segment_add
 from ..errors import DeviceError
 
-_WIDER = {"uint16": np.int32, "uint32": np.int64, "uint64": np.int64}  # torch's uint16+ lack operators
+_WIDER = {"uint16": "int32", "uint32": "int64", "uint64": "int64"}  # torch's uint16+ lack operators
 NO_FLOAT64 = ("torch:mps has no float64 (Apple's GPUs lack it); use float32 there, or --device cpu or "
               "torch for float64 work such as gradient checks")
 
@@ -32,15 +32,20 @@ class TorchBackend(Backend):
         super().__init__(name, xp_torch, device=torch.device(where))
 
     def dtype(self, d):
-        out = super().dtype(d)
+        """xp's dtype for a name (uint16+ one signed size wider); float64 on MPS is a DeviceError."""
+        out = super().dtype(_WIDER.get(d, d) if isinstance(d, str) else d)
         if out == torch.float64 and self.device.type == "mps":
             raise DeviceError(NO_FLOAT64)
         return out
 
+    def from_host(self, a, dtype=None):
+        a = np.asarray(a)
+        if a.dtype == np.uint64 and a.size and int(a.max()) >= 2**63:  # int64 would wrap it
+            raise ValueError("torch holds uint64 data as int64, and this array has values of 2**63 or more")
+        return super().from_host(a, dtype)
+
     def _from_numpy(self, a):
         if a.dtype.name in _WIDER:
-            if a.dtype == np.uint64 and a.size and int(a.max()) >= 2**63:
-                raise ValueError("torch holds uint64 data as int64, and this array has values of 2**63 or more")
             a = a.astype(_WIDER[a.dtype.name])
         elif a.dtype == np.float64 and self.device.type == "mps":
             raise DeviceError(NO_FLOAT64)
