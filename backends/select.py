@@ -116,7 +116,10 @@ def _fall_back(name: str, problem: str, fallback: bool) -> Backend:
     msg = f"{name} is not usable: {problem}"
     if not fallback:
         raise DeviceError(msg)
-    print(f"warning: {msg}. Falling back to cpu.", file=sys.stderr)
+    try:
+        print(f"warning: {msg}. Falling back to cpu.", file=sys.stderr)
+    except OSError:  # stderr that cannot be written (>/dev/full): the run goes on without the warning
+        pass
     return _make("cpu", 0)
 
 

@@ -173,6 +173,21 @@ def test_stderr_that_cannot_be_written_trains_on_and_says_so_on_stdout(tmp_path)
     assert load_checkpoint(str(out))[1]["step"] == 4
 
 
+@needs_dev_full
+def test_the_cuda_fallback_warning_and_the_closing_error_line_survive_a_full_stderr(tmp_path):
+    """The two lines written before or after a run's own log: the fallback to the CPU (trains on) and a
+    refusal's one line (its exit code still says it); neither becomes an OSError traceback."""
+    env = {k: v for k, v in os.environ.items() if k != "TINYLLM_CUDA_SIM"}
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([sys.executable, "-m", "tinyllm", "train", *TINY, "--steps", "2", "--device", "cuda",
+                            "--out", str(tmp_path / "run")], env={**env, "PYTHONPATH": ROOT}, stderr=full,
+                           stdout=subprocess.PIPE, timeout=120, text=True)
+        assert p.returncode == 0 and p.stdout.startswith("device cpu"), p.stdout
+        p = subprocess.run([sys.executable, "-m", "tinyllm", "sample", "--out", str(tmp_path / "none")],
+                           env={**env, "PYTHONPATH": ROOT}, stderr=full, stdout=subprocess.PIPE, timeout=120)
+        assert p.returncode == EXIT_BAD_INPUT
+
+
 # -- 8: flags beat the file; one setting twice in a file is refused -----------------------------------------------
 
 def test_flags_beat_the_model_table_and_the_top_level(tmp_path):

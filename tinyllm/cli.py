@@ -19,6 +19,7 @@ A mistake in the flags is one line too: the error and a pointer to --help.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -36,15 +37,23 @@ from .train.config import OPTIMIZERS, TOKENIZERS, TrainConfig, model_default
 from .guards import point_at_devnull
 
 
+def _to_stderr(line: str) -> None:
+    """The closing error line, where stderr can take it (>/dev/full: the exit code still says it)."""
+    try:
+        print(line, file=sys.stderr)
+    except OSError:
+        pass
+
+
 def run_guarded(fn, *args) -> int:
     """Call fn(*args) -> exit code; an error a user can act on becomes its one line on stderr and its exit code."""
     try:
         return fn(*args) or EXIT_OK
     except TinyLLMError as e:  # bad input 2, a failed run 3, a signal 128 + N (its message says what was saved)
-        print(e.line(), file=sys.stderr)
+        _to_stderr(e.line())
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted: stopped at once; the last saved checkpoint (if any) is intact", file=sys.stderr)
+        _to_stderr("interrupted: stopped at once; the last saved checkpoint (if any) is intact")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `tinyllm sample | head`: the reader has all it wanted
         point_at_devnull(sys.stdout)
@@ -152,6 +161,9 @@ def _add_output_args(g) -> None:
                    help=f"batches per split in an evaluation (default {D.eval_iters})")
     g.add_argument("--samples", type=int, default=UNSET, metavar="N",
                    help=f"samples printed at the end, and drawn at each evaluation into log.jsonl (default {D.samples})")
+    g.add_argument("--report", action="store_true", default=False,
+                   help="refresh RUN/report.html (as tinyllm report writes it) at every evaluation and at the end; "
+                        "needs: pip install 'tinyllm[report]'")
     g.add_argument("--device", default=UNSET, help=f"{DEVICES} (default {D.device}); "
                                                f"an unusable GPU falls back to cpu with a warning")
     g.add_argument("--seed", type=int, default=UNSET, help=f"seed for weights, batches and dropout (default {D.seed})")
@@ -168,7 +180,7 @@ def build_train_config(args: argparse.Namespace) -> TrainConfig:
     TrainConfig.resolve(), which the Trainer applies, so a library run resumes the same way."""
     from .train.config import load_toml
 
-    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "func")}
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "func", "report")}
     settings = load_toml(args.config) if args.config else {}
     settings.update(flags)
     settings.setdefault("out", OUT)
@@ -185,7 +197,14 @@ def cmd_train(args) -> int:
     # non-finite guard then says in one line (or counts, with --skip-nonfinite); for this run only
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        Trainer(build_train_config(args)).fit()
+        live = None
+        if getattr(args, "report", False):  # only then is the report (plotly) imported, checked before anything
+            from .report.charts import plotly_lib
+            from .report.live import reporting as live
+            plotly_lib()
+        trainer = Trainer(build_train_config(args))
+        with live(trainer) if live else contextlib.nullcontext():
+            trainer.fit()
     return EXIT_OK
 
 

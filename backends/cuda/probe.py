@@ -57,8 +57,9 @@ def diagnose(cupy, index: int, run_probe: bool = True) -> tuple:
     except Exception:
         driver = 0
     if driver == 0:
-        problem = "no NVIDIA driver was found (CuPy is installed, but this machine has no usable GPU driver)"
-        return (problem + (f"; also {lib_note}" if lib_note else "; install the NVIDIA driver")), None
+        # the driver comes first: the CUDA libraries' wheels are no use without it, so they are not suggested
+        return ("no NVIDIA driver was found (CuPy is installed, but this machine has no usable GPU driver); "
+                "install the NVIDIA driver"), None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:
