@@ -119,7 +119,11 @@ passed
 say "$(cat "$out/gpu.txt")"
 
 begin tests "2. the CUDA rows of the suite (-k cuda, TINYLLM_BACKENDS=cuda)"
-TINYLLM_BACKENDS=cuda run $py -m pytest -q -rs -k cuda -p no:cacheprovider --junitxml="$work/pytest.xml" \
+backends=cuda  # and torch's CUDA rows where a torch with CUDA is installed (the check itself installs none)
+if [ "$dry" != 1 ] && $py -c "import torch, sys; sys.exit(not torch.cuda.is_available())" >/dev/null 2>&1; then
+  backends=cuda,torch:cuda
+fi
+TINYLLM_BACKENDS=$backends run $py -m pytest -q -rs -k cuda -p no:cacheprovider --junitxml="$work/pytest.xml" \
   >"$out/pytest-cuda.txt" 2>&1 || { tail -15 "$out/pytest-cuda.txt"; fail "tests failed (see $out/pytest-cuda.txt)"; }
 gate=$($py - "$work/pytest.xml" <<'EOF'
 import sys
