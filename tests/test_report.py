@@ -153,6 +153,70 @@ def test_older_layout_without_log_uses_the_checkpoint(run_dir, tmp_path):
     assert "older layout" in text and 'data-chart="chart-learning"' in text and "No network health" in text
 
 
+def test_report_of_a_run_still_training_is_written_and_says_so(run_dir, tmp_path, capsys):
+    from tinyllm.train.lock import RunLock
+
+    live = tmp_path / "live"
+    shutil.copytree(run_dir, live)
+    os.remove(live / "report.html") if (live / "report.html").exists() else None
+    before = sorted(os.listdir(live))
+    with RunLock(str(live)):  # a training run holds the directory, as tinyllm train's does
+        assert main(["report", "--out", str(live)]) == 0
+        assert sorted(os.listdir(live)) == sorted(before + ["report.html", ".tinyllm-lock"])
+    assert "note: a run is training in this directory now" in capsys.readouterr().err
+    text = (live / "report.html").read_text(encoding="utf-8")
+    assert "<p class=note>a run is training in this directory now" in text
+    assert "<h2>Learning</h2>" in text and 'data-chart="chart-attention"' in text  # the page is whole all the same
+
+
+# -- tinyllm train --report ----------------------------------------------------------------------------------
+
+TRAINING_NOW = "a run is training in this directory now"
+
+
+def _page_step(out) -> int:
+    return int(re.search(r"<p>step (\d+) of", (out / "report.html").read_text(encoding="utf-8")).group(1))
+
+
+def test_report_refreshes_at_every_evaluation_then_once_more(tmp_path):
+    from tinyllm.report.live import reporting
+
+    out = tmp_path / "r"
+    t = Trainer(TrainConfig(out=str(out), steps=15, eval_interval=5, samples=1, **TINY), verbose=False)
+    seen = []  # what the page said right after each evaluation's refresh, and the directory's files
+    with reporting(t) as hook:
+        t.after_eval.append(lambda tr: seen.append((_page_step(out), TRAINING_NOW in (out / "report.html")
+                                                    .read_text(encoding="utf-8"), sorted(os.listdir(out)))))
+        t.fit()
+    # the last evaluation's page is written once, when fit has ended (and the page no longer says training)
+    assert [(step, live) for step, live, _ in seen] == [(5, True), (10, True), (10, True)]
+    assert [s for s in seen[0][2] if "report" in s] == ["report.html"]  # written whole: no temporary left
+    assert hook.written == 3 and hook not in t.after_eval  # 5, 10 and the end; the hook is taken off after
+    text = (out / "report.html").read_text(encoding="utf-8")
+    assert _page_step(out) == 15 and TRAINING_NOW not in text and text.count("<h3>step ") == 4  # 0, 5, 10, 15
+
+
+def test_train_report_flag(tmp_path, capsys):
+    tiny = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
+            "--eval-iters", "1", "--steps", "6", "--eval-interval", "3", "--device", "cpu"]
+    assert main(["train", "--out", str(tmp_path / "off"), *tiny]) == 0
+    assert not (tmp_path / "off" / "report.html").exists()  # only with --report
+    capsys.readouterr()
+    assert main(["train", "--out", str(tmp_path / "on"), "--report", *tiny]) == 0
+    assert _page_step(tmp_path / "on") == 6 and not [f for f in os.listdir(tmp_path / "on") if ".tmp" in f]
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"report: {tmp_path / 'on' / 'report.html'} (")
+    meta = json.loads(open(tmp_path / "on" / "checkpoint.json").read())["meta"]
+    assert "report" not in meta["train"]  # an output option, not a setting of the run
+
+
+def test_train_report_without_plotly_stops_before_anything(tmp_path, monkeypatch, capsys):
+    import sys
+    monkeypatch.setitem(sys.modules, "plotly", None)
+    assert main(["train", "--out", str(tmp_path / "r"), "--steps", "2", "--report"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "tinyllm[report]" in err and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
 def test_report_without_plotly_names_the_extra(run_dir, tmp_path, monkeypatch, capsys):
     import sys
     monkeypatch.setitem(sys.modules, "plotly", None)

@@ -96,6 +96,7 @@ class Trainer:
             self.transfers: dict = {}  # phase -> {"calls", h2d_calls, h2d_bytes, d2h_calls, d2h_bytes, syncs}
             self._pending: list = []   # (loss, grad norm) device scalars of the steps not read yet
             self._consecutive = 0      # non-finite steps in a row (with skip_nonfinite)
+            self.after_eval: list = []  # f(trainer) after each evaluation's checkpoint (report/live.py)
             if ckpt is not None:
                 resume.restore(self, *ckpt)
         self.parallel = DataParallel(self.world, self.backend)  # [dist] rows of a batch, the Allreduce, who writes
@@ -212,6 +213,8 @@ class Trainer:
                 busy = max(time.perf_counter() - mark, 1e-9)  # the read above waited for the device
                 evaluation.eval_and_log(self, busy / n, cfg.batch_size * self.block_size * n / busy, lr)
                 self.save()
+                for hook in self.after_eval:  # before the clock restarts: not counted in ms / step
+                    hook(self)
                 mark, n = time.perf_counter(), 0
                 self._read_clock = (self._read_clock[0], mark)
             if guard.requested:
