@@ -4,8 +4,10 @@ import gzip
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -188,3 +190,39 @@ def test_an_existing_out_is_kept(tmp_path, capsys):
     code, out = prepare(tmp_path, tmp_path / "a.txt")
     assert code == 2 and "not prepared data" in capsys.readouterr().err
     assert (out / "mine.txt").read_text() == "keep"
+
+
+def test_sigterm_during_prepare_is_exit_143_with_nothing_left(tmp_path):
+    """`kill` (a job scheduler) mid-prepare stops it as Ctrl-C does: the partial DIR is removed, exit 143."""
+    chunk = "\n\n".join(texts(200)) + "\n\n"
+    (tmp_path / "big.txt").write_text(chunk * (30_000_000 // len(chunk)))  # ~30 MB: seconds to prepare
+    p = subprocess.Popen([sys.executable, "-m", "tinyllm", "prepare", str(tmp_path / "big.txt"), "--out",
+                          str(tmp_path / "data"), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    partial = tmp_path / f".data.partial-{p.pid}"
+    deadline = time.monotonic() + 60
+    while not partial.exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert partial.exists(), "prepare ended before it could be stopped"
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err
+    assert "SIGTERM" in err and len(err.strip().splitlines()) == 1, err
+    no_leftovers(tmp_path)
+
+
+def test_bpe_through_tiktoken_gives_the_tokenizers_ids():
+    """prepare encodes BPE with tiktoken (threads, documents joined by <|endoftext|>) when installed: the ids are
+    tokenizers' own, document by document, for short and long documents; a literal <|endoftext|> in a
+    text is that token in both."""
+    pytest.importorskip("tiktoken")
+    from tinyllm.data.bpe import train_bpe
+    from tinyllm.data.encode import BPEEncoder, joined
+
+    docs = texts(300) + ["\n".join(texts(3000, seed=1))] + ["a text that says <|endoftext|> as words"]
+    tok = train_bpe(docs[:100], 300, bos=True)
+    enc = BPEEncoder(tok)
+    assert enc.engine == "tiktoken"
+    ids = [tok.tk.encode(d, add_special_tokens=False).ids for d in docs]
+    assert list(enc.encode_documents(docs, "t")) == list(joined(ids, tok.bos_id))
+    assert ids[-1].count(tok.bos_id) == 1

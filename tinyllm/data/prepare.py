@@ -16,12 +16,15 @@ import errno
 import json
 import os
 import shutil
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from backends.shards import ShardWriter, itemsize_for
 
-from ..errors import DataError, DiskFull, OutputDirError
+from ..errors import DataError, DiskFull, Interrupted, OutputDirError
 from ..memory import human_bytes
 from ..version import __version__
 from .encode import make_encoder
@@ -72,6 +75,12 @@ class SplitWriter:
         self.write(ids)
         self.write([self.eot])
         self.documents += 1
+
+    def stream(self, ids, documents: int) -> None:
+        """Several documents' ids at once, end-of-text after each: per-document writes cost more than BPE's
+        encoding of short documents."""
+        self.write(ids)
+        self.documents += documents
 
     def _rotate(self) -> None:
         self._close_current()
@@ -125,10 +134,13 @@ def _encode_all(sources, opts, mode, encoder, writers, bar) -> None:
 
 
 def _flush(batch: list, src, opts, encoder, writers) -> int:
-    n = 0
-    for doc, ids in zip(batch, encoder.encode(batch, src.path)):
-        writers["val" if is_val(doc, opts.seed, opts.val_fraction) else "train"].document(ids)
-        n += len(ids) + 1
+    n, split = 0, {"train": [], "val": []}
+    for doc in batch:
+        split["val" if is_val(doc, opts.seed, opts.val_fraction) else "train"].append(doc)
+    for name, docs in split.items():
+        ids = encoder.encode_documents(docs, src.path) if docs else []
+        writers[name].stream(ids, len(docs))
+        n += len(ids)
     return n
 
 
@@ -185,9 +197,33 @@ def _disk_full(e: OSError, out: str, tmp: str) -> DiskFull:
                     f"there now; nothing was left behind); free some space or prepare into another --out")
 
 
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (`kill`, a job scheduler) stops prepare as Ctrl-C does: the exception unwinds through the clean-up
+    that removes the partial DIR; exit 143. Only the main thread can set a handler; elsewhere it stays as it was."""
+    def stop(signum, frame):
+        raise Interrupted("prepare stopped by SIGTERM; nothing was written (the partial output was removed)",
+                          signal.SIGTERM)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def prepare(srcs: list, opts: PrepareOptions, log=print) -> dict:
     """Tokenize the sources into opts.out; returns the manifest. DataError / TokenizerError / OutputDirError for
-    bad input (exit 2), DiskFull (exit 3); DIR appears only when everything was written."""
+    bad input (exit 2), DiskFull (exit 3), Interrupted on SIGTERM (exit 143); DIR appears only when everything
+    was written."""
+    with _sigterm_as_interrupt():
+        return _prepare(srcs, opts, log)
+
+
+def _prepare(srcs: list, opts: PrepareOptions, log) -> dict:
     sources = list_sources(srcs, opts.glob)
     mode = _doc_mode(srcs, sources, opts)
     tmp = _temp_dir(opts.out, opts.overwrite)

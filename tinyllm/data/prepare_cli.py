@@ -15,7 +15,7 @@ examples:
   tinyllm prepare train-0000.parquet --column text --tokenizer-from gpt2 --out hf-data
   tinyllm train --data books-data --block-size 256              # trains from the shards by memory map
 
-Exit codes: 0 ok, 2 bad input (one line; no DIR left behind), 3 the disk filled up, 130 Ctrl-C.
+Exit codes: 0 ok, 2 bad input (one line; no DIR left behind), 3 the disk filled up, 130 Ctrl-C, 143 SIGTERM (both leave no DIR).
 """
 
 
