@@ -34,27 +34,29 @@ _MASK = 0xFFFFFFFF
 ROUNDS = 10
 
 
-def _mulhilo(a, m: int):
+def _mulhilo(a, m: int, halves: bool = False):
     """(high, low) 32-bit words of a * m, for a < 2**32 (an int, or an int64 or uint64 array).
 
-    An array's a is split into 16-bit halves, so no product or sum reaches 2**49: exact in int64 as
-    in uint64 (a backend whose uint64 lacks shifts, sums or comparisons, torch's, makes int64 words)."""
-    if isinstance(a, int):
+    The product is < 2**64: exact in uint64. With halves, a is split into 16-bit halves so that no
+    product or sum reaches 2**49: exact in int64 too (a backend whose uint64 lacks shifts, sums or
+    comparisons, torch's, makes int64 words). The same bits either way."""
+    if not halves or isinstance(a, int):
         p = a * m
         return p >> 32, p & _MASK
     hi, lo = (a >> 16) * m, (a & 0xFFFF) * m  # a * m = hi * 2**16 + lo, each < 2**48
     return (hi + (lo >> 16)) >> 16, (lo + ((hi & 0xFFFF) << 16)) & _MASK
 
 
-def philox4x32(counter, key, rounds: int = ROUNDS) -> tuple:
-    """Philox-4x32-R: 4 counter words and 2 key words (ints or uint64 arrays of 32-bit values) -> 4 words."""
+def philox4x32(counter, key, rounds: int = ROUNDS, halves: bool = False) -> tuple:
+    """Philox-4x32-R: 4 counter words and 2 key words (ints, or arrays of 32-bit values: uint64, or
+    int64 with halves=True) -> 4 words."""
     x0, x1, x2, x3 = counter
     k0, k1 = key
     for r in range(rounds):
         if r:
             k0, k1 = (k0 + _W0) & _MASK, (k1 + _W1) & _MASK
-        hi0, lo0 = _mulhilo(x0, _M0)
-        hi1, lo1 = _mulhilo(x2, _M1)
+        hi0, lo0 = _mulhilo(x0, _M0, halves)
+        hi1, lo1 = _mulhilo(x2, _M1, halves)
         x0, x1, x2, x3 = hi1 ^ x1 ^ k0, lo1, hi0 ^ x3 ^ k1, lo0
     return x0, x1, x2, x3
 
@@ -73,7 +75,7 @@ def random_words(backend, n: int, seed: int, site: int, step: int):
     with backend.activate():
         i = xp.arange(groups, dtype=backend.dtype(backend.word_dtype), device=backend.device)
         counter = (i, (seed >> 32) & _MASK, step & _MASK, (step >> 32) & _MASK)
-        words = philox4x32(counter, (seed & _MASK, site & _MASK))
+        words = philox4x32(counter, (seed & _MASK, site & _MASK), halves=backend.word_dtype != "uint64")
         out = xp.concat(words) if n > groups else words[0]  # (4 * groups,): word j of group g at j * groups + g
         return out[:n]
 
