@@ -57,9 +57,11 @@ def diagnose(cupy, index: int, run_probe: bool = True) -> tuple:
     except Exception:
         driver = 0
     if driver == 0:
-        # the driver comes first: the CUDA libraries' wheels are no use without it, so they are not suggested
+        # the driver comes first (the libraries' wheels are no use without it); a missing library is named after it
+        then = (f" (CuPy will then also need {' and '.join(libs)}: a CUDA toolkit, or tinyllm's cuda12 / cuda13 "
+                f"extra, brings them)") if libs else ""
         return ("no NVIDIA driver was found (CuPy is installed, but this machine has no usable GPU driver); "
-                "install the NVIDIA driver"), None
+                f"install the NVIDIA driver{then}"), None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:
