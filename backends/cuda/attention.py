@@ -25,19 +25,19 @@ def self_attention(fused, xp, qkv, n_head, mask, scale):
         z = xp.zeros((B, T, C), dtype=qkv.dtype)
         return z, (lambda g: (xp.zeros_like(qkv),))
 
+    def relayout(kernel, big, heads_, parts, transposed, row):
+        """heads_split (big -> up to 3 head tensors) or heads_merge (the other way), unused slots filled."""
+        pad = 3 - len(heads_)
+        heads_ = list(heads_) + [fused._nothing(big)] * pad
+        parts = [np.int32(p) for p in parts] + [np.int32(-1)] * pad
+        tr = [np.int32(t) for t in transposed] + [np.int32(0)] * pad
+        fused.fn(f"{kernel}_{s_}")(_grid(n), (FLAT,), (big, *heads_, *parts, *tr, *dims, np.int64(row)))
+
     def split(src, outs, parts, transposed, row):
-        fill = fused._nothing(src)
-        outs = list(outs) + [fill] * (3 - len(outs))
-        parts = [np.int32(p) for p in parts] + [np.int32(-1)] * (3 - len(parts))
-        tr = [np.int32(t) for t in transposed] + [np.int32(0)] * (3 - len(transposed))
-        fused.fn(f"heads_split_{s_}")(_grid(n), (FLAT,), (src, *outs, *parts, *tr, *dims, np.int64(row)))
+        relayout("heads_split", src, outs, parts, transposed, row)
 
     def merge(dst, srcs, parts, transposed, row):
-        fill = fused._nothing(dst)
-        srcs = list(srcs) + [fill] * (3 - len(srcs))
-        parts = [np.int32(p) for p in parts] + [np.int32(-1)] * (3 - len(parts))
-        tr = [np.int32(t) for t in transposed] + [np.int32(0)] * (3 - len(transposed))
-        fused.fn(f"heads_merge_{s_}")(_grid(n), (FLAT,), (dst, *srcs, *parts, *tr, *dims, np.int64(row)))
+        relayout("heads_merge", dst, srcs, parts, transposed, row)
 
     q, kT, v = (xp.empty(heads, dtype=qkv.dtype), xp.empty((B, H, hs, T), dtype=qkv.dtype),
                 xp.empty(heads, dtype=qkv.dtype))
