@@ -29,6 +29,10 @@ def _summary(out) -> list:
 
 
 def test_the_dry_run_passes_every_step_and_prints_its_two_lines(tmp_path, monkeypatch):
+    try:  # its last step compiles every kernel with NVRTC
+        from cuda.bindings import nvrtc  # noqa: F401
+    except ImportError as e:
+        pytest.skip(f"NVRTC is not installed (pip install -e \".[cuda-dev]\"): {e}")
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     from compile_kernels import kernels_in_tree
 
