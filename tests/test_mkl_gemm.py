@@ -18,7 +18,7 @@ from backends.cpu import mkl
 from backends.cpu.kernels import NumpyFast
 from backends.cpu.mkl import blas_controllers
 
-needs_mkl = pytest.mark.skipif(not mkl.gemm_available(), reason="MKL (the mkl wheel) is not installed")
+needs_mkl = pytest.mark.skipif(not mkl.gemm_available(), reason=f"MKL is not used here: {mkl.why_not()}")
 
 
 def _layouts(rng, dtype, m, k, n):
@@ -42,7 +42,7 @@ def _layouts(rng, dtype, m, k, n):
 def caller(request, monkeypatch):
     """MKL called from numba's compiled caller (backends/cpu/jit/gemm.py) or through ctypes."""
     if request.param == "numba" and (not mkl.gemm_available() or mkl._gemm.call is None):
-        pytest.skip("MKL or numba is not installed: no compiled caller")
+        pytest.skip(f"no compiled caller: {mkl.why_not() or 'numba is not installed'}")
     if request.param == "ctypes" and mkl.gemm_available():
         monkeypatch.setattr(mkl._gemm, "call", None)
     return request.param
