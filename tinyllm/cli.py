@@ -38,11 +38,12 @@ from .guards import point_at_devnull
 
 
 def _to_stderr(line: str) -> None:
-    """The closing error line, where stderr can take it (>/dev/full: the exit code still says it)."""
+    """The closing error line, where stderr can take it (>/dev/full: the exit code still says it; the stream
+    is pointed at /dev/null, as train/log.py does, so the interpreter's last flush does not fail again)."""
     try:
-        print(line, file=sys.stderr)
+        print(line, file=sys.stderr, flush=True)
     except OSError:
-        pass
+        point_at_devnull(sys.stderr)
 
 
 def run_guarded(fn, *args) -> int:
