@@ -50,16 +50,16 @@ def library(code: str) -> ctypes.CDLL:
     lib = _cache_dir() / f"k-{digest}.so"
     if not lib.exists():
         lib.parent.mkdir(parents=True, exist_ok=True)
+        built = lib.with_suffix(f".{os.getpid()}.tmp")  # beside it: os.replace stays on one file system
         with tempfile.TemporaryDirectory() as tmp:
             src = pathlib.Path(tmp) / "k.cpp"
             src.write_text(text)
-            built = pathlib.Path(tmp) / "k.so"
             r = subprocess.run([cxx, "-O2", "-std=c++17", "-shared", "-fPIC", "-w", "-o", str(built), str(src)],
                                capture_output=True, text=True)
-            if r.returncode != 0:
-                raise RuntimeError(f"a CUDA source does not compile as C++ with the CPU shim:\n{r.stderr[-2000:]}")
-            shutil.move(str(built), lib.with_suffix(f".{os.getpid()}.tmp"))
-            os.replace(lib.with_suffix(f".{os.getpid()}.tmp"), lib)  # whole or not at all, if two build at once
+        if r.returncode != 0:
+            built.unlink(missing_ok=True)
+            raise RuntimeError(f"a CUDA source does not compile as C++ with the CPU shim:\n{r.stderr[-2000:]}")
+        os.replace(built, lib)  # whole or not at all, if two processes build it at once
     return ctypes.CDLL(str(lib))
 
 
