@@ -26,6 +26,8 @@ def _calls(be, fused: bool, rng):
     the fused kernel, or the reference the ops run without it (CuPy's array ops)."""
     import math
 
+    import numpy as np
+
     from backends.base import sorted_segment_add
     from tinyllm.ops.kernels import REFERENCE
     from tinyllm.random import RandomStream
@@ -37,7 +39,7 @@ def _calls(be, fused: bool, rng):
         return be.from_host(rng.normal(size=shape).astype("float32"))
 
     x, w, b, ids = a(T, C), a(C), a(C), be.from_host(rng.integers(0, V, T))
-    mask = be.from_host(__import__("numpy").tril(__import__("numpy").ones((T, T), dtype=bool)))
+    mask = be.from_host(np.tril(np.ones((T, T), dtype=bool)))
 
     def dropout():
         if fused:
