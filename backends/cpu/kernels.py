@@ -17,6 +17,7 @@ from . import mkl, passes
 from .attention import attention4
 from .jit import jit_loops
 from .jit.constants import GELU_A, GELU_C
+from .reuse import Kept
 from .threads import ThreadPolicy
 
 
@@ -40,6 +41,7 @@ class NumpyFast:
             threads = ThreadPolicy(blas=mkl.blas_controllers(), on_helper=mkl.one_thread_here)
         self.threads = threads
         self.jit = jit_loops()  # numba's one-pass loops, or None: NumPy's passes
+        self.kept = Kept()  # large arrays written again each step instead of faulted in afresh (reuse.py)
 
     @property
     def name(self) -> str:
@@ -128,7 +130,8 @@ class NumpyFast:
     def cross_entropy(self, xp, z, t):
         """Log-softmax, loss and gradient fused: the forward keeps each row's log-sum-exp (N,), the
         backward makes dz in one pass over the logits; rows in pieces across the threads (numba's
-        loops, jit/loss.py, or NumPy passes over chunks of rows, passes.py)."""
+        loops, jit/loss.py, or NumPy passes over chunks of rows, passes.py). dz is the array kept
+        from the last step when nothing holds it any more (the head's matmul has consumed it)."""
         z = np.ascontiguousarray(z)
         t = np.ascontiguousarray(t, dtype=np.int64)
         n = z.shape[0]
@@ -143,7 +146,7 @@ class NumpyFast:
 
         def backward(scale_rows):
             scale = np.ascontiguousarray(scale_rows, dtype=z.dtype)
-            dz = np.empty_like(z)
+            dz = self.kept.empty(z.shape, z.dtype)
             self.threads.run(lambda a, b: grad(z[a:b], t[a:b], lse[a:b], scale[a:b], dz[a:b]), parts)
             return (dz,)
 

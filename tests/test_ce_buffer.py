@@ -1,0 +1,58 @@
+"""The fused cross-entropy's (N, V) gradient is written into the array of the step before when nothing
+holds it any more (backends/cpu/reuse.py, issue 28): a fresh 206 MB array at GPT-2's size faulted its
+pages in again every step. A gradient still held (a leaf's .grad) is never written over."""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import tinyllm.ops as F
+from tinyllm import Tensor
+
+N, C, V = 256, 16, 32768  # (N, V) float32 is 32 MiB, the size from which the CPU backend keeps it
+
+
+def _rng(seed):
+    return np.random.default_rng(seed)
+
+
+def _backward_peak(loss) -> int:
+    """Bytes allocated at the peak of loss.backward() above what was held before."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        loss.backward()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def test_second_step_allocates_no_logits_sized_gradient():
+    """Head matmul + cross-entropy, as a GPT's last layer: the second step's backward reuses the first's
+    (N, V) gradient, so it allocates far less than N * V floats (before: a fresh one each step)."""
+    be = Tensor(np.zeros(1, np.float32), device="cpu").backend
+    x = Tensor(_rng(0).standard_normal((N, C)).astype(np.float32), device=be, requires_grad=True)
+    w = Tensor(_rng(1).standard_normal((C, V)).astype(np.float32) * 0.1, device=be, requires_grad=True)
+    t = Tensor(_rng(2).integers(0, V, N), device=be)
+    peaks, grads = [], []
+    for _ in range(2):
+        x.grad = w.grad = None
+        peaks.append(_backward_peak(F.cross_entropy(x @ w, t)))
+        grads.append(np.array(w.grad))
+    assert peaks[1] < N * V * 4 // 2, f"second backward allocated {peaks[1] / 2**20:.0f} MiB"
+    np.testing.assert_array_equal(grads[0], grads[1])  # the reused array gives the same gradient
+
+
+def test_a_held_gradient_is_not_written_over(backend):
+    """Logits as a leaf keep their gradient in .grad: a second backward must give a new array, the first
+    unchanged (on the CPU backend the kept array is the one .grad holds)."""
+    z = Tensor(_rng(3).standard_normal((N, V)).astype(np.float32), device=backend, requires_grad=True)
+    held = []
+    for seed in (4, 5):
+        z.grad = None
+        F.cross_entropy(z, Tensor(_rng(seed).integers(0, V, N), device=backend)).backward()
+        held.append((z.grad, np.array(backend.to_host(z.grad))))
+    (g1, saved1), (g2, saved2) = held
+    np.testing.assert_array_equal(np.asarray(backend.to_host(g1)), saved1)
+    assert not np.array_equal(saved1, saved2)  # different targets: different gradients
