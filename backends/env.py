@@ -33,6 +33,9 @@ VARIABLES = (
     Variable("TINYLLM_TF32", "off", "a flag: on lets cuda's float32 matmuls use TF32 tensor cores (CUPY_TF32=1; "
              "faster on A100/H100, products rounded to 10 mantissa bits: ~1e-3 relative instead of ~1e-6); off "
              "keeps full float32 (CUPY_TF32=0; docs/devices.md, Precision)"),
+    Variable("TINYLLM_CACHE_DIR", "$XDG_CACHE_HOME/tinyllm, else ~/.cache/tinyllm", "where a --data file and "
+             "the named datasets are kept as token shards once tokenized (data/KEY/; tinyllm/data/cached.py); "
+             "safe to delete"),
     Variable("TINYLLM_BACKENDS", "cpu,strict,strict:1,torch,cuda", "the test suite's devices, comma-separated "
              "(tests/conftest.py)"),
     Variable("OPENBLAS_THREAD_TIMEOUT", "4 (tinyllm sets it)", "OpenBLAS's: how long (2^N cycles) its workers "
@@ -62,6 +65,11 @@ def flag(name: str, unset=False):
 def setting(name: str) -> str:
     """The value of `name`, or the table's default while it is unset."""
     return os.environ.get(name, _known(name).default)
+
+
+def given(name: str) -> str | None:
+    """The value of `name` as set, or None while it is unset or empty (for a default that is computed)."""
+    return os.environ.get(_known(name).name) or None
 
 
 def markdown_table() -> str:

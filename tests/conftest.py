@@ -16,11 +16,18 @@ models): 172 tests, 12 s of the 7.7-minute full suite on an idle 2-core machine.
 """
 import os
 import re
+import shutil
+import tempfile
 
 import pytest
 
 from backends import cuda_problem, devices, get_backend
 from backends.env import setting
+
+# the datasets runs tokenize once are cached (tinyllm/data/cached.py): in a folder of this session's, not ~/.cache
+_CACHE = None if os.environ.get("TINYLLM_CACHE_DIR") else tempfile.mkdtemp(prefix="tinyllm-test-cache-")
+if _CACHE:
+    os.environ["TINYLLM_CACHE_DIR"] = _CACHE
 
 SELECTED = [b.strip() for b in setting("TINYLLM_BACKENDS").split(",") if b.strip()]  # default: backends/env.py
 
@@ -68,3 +75,8 @@ def isolated_backends():
         select.forget(name)
     for b in before.values():
         select.register(b)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _CACHE:
+        shutil.rmtree(_CACHE, ignore_errors=True)

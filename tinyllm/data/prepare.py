@@ -13,7 +13,6 @@ leaves no DIR, and nothing a later train would read.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import signal
@@ -29,10 +28,8 @@ from ..memory import human_bytes
 from ..version import __version__
 from .encode import make_encoder
 from .prepare_tokenizer import make_tokenizer
+from .shards import FORMAT, MANIFEST, write_manifest
 from .sources import documents, is_val, list_sources
-
-MANIFEST = "manifest.json"
-FORMAT = "tinyllm-token-shards"
 
 
 @dataclass
@@ -167,10 +164,7 @@ def _write_manifest(folder: str, sources, tok, mode, opts, writers, itemsize: in
     }
     for name, w in writers.items():
         manifest[name] = {"tokens": w.tokens, "documents": w.documents, "shards": w.close()}
-    with open(os.path.join(folder, MANIFEST), "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
+    write_manifest(folder, manifest)
     return manifest
 
 

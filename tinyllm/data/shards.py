@@ -18,10 +18,12 @@ import os
 from backends.shards import HEADER_BYTES, ShardSet, data_sha256, read_header
 
 from ..errors import DataError
+from ..ids import check_token_ids
 from .datasets import Dataset
 from .tokenizers import TokenizerError, tokenizer_from_dict
 
 MANIFEST = "manifest.json"
+FORMAT = "tinyllm-token-shards"
 VERIFY_BYTES = 256 << 20
 FIX = "prepare it again (tinyllm prepare ... --out DIR --overwrite)"
 
@@ -39,7 +41,7 @@ def read_manifest(folder: str) -> tuple:
         manifest = json.loads(raw)
     except (OSError, ValueError) as e:
         raise DataError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}; {FIX}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != "tinyllm-token-shards":
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DataError(f"{path} is not a tinyllm prepare manifest; {FIX}")
     return manifest, hashlib.sha256(raw).hexdigest()
 
@@ -62,6 +64,14 @@ def _check_shard(folder: str, entry: dict, itemsize: int, verify: bool) -> str:
     if verify and data_sha256(path) != entry["sha256"]:
         raise DataError(f"shard {path} does not match its sha256 in the manifest (edited or damaged); {FIX}")
     return path
+
+
+def write_manifest(folder: str, manifest: dict) -> None:
+    """manifest.json in folder, on disk (fsync) before the folder is renamed into place."""
+    with open(os.path.join(folder, MANIFEST), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def shard_paths(folder: str, manifest: dict, split: str, verify: bool | None = None) -> list:
@@ -90,15 +100,17 @@ def load_prepared(folder: str, width: int | None = None, verify: bool | None = N
 
 class ShardBatcher:
     """Batcher's interface over ShardSets: the same draw (rng.host_integers over the window starts), the
-    windows read by offset from the shard files on the host, one copy to the device a batch. The ids are not scanned
-    (that would read the whole corpus): the tokenizer that wrote them is held against the model instead
-    (load_run_data), and the shards against the manifest."""
+    windows read by offset from the shard files on the host, one copy to the device a batch. The corpus is not
+    scanned up front (that would read all of it): each batch's ids are held against vocab_size on the host
+    (TokenIdError naming `what`), the tokenizer that wrote them against the model (load_run_data), and the
+    shards against the manifest."""
 
     def __init__(self, shards, backend, block_size: int, vocab_size: int | None = None, what: str = "the tokens"):
         shards.set_width(block_size + 1)
         if shards.starts < 1:
             raise ValueError(f"{len(shards)} tokens hold no window of block_size + 1 = {block_size + 1} in one shard")
         self.backend, self.block_size, self.shards = backend, block_size, shards
+        self.vocab_size, self.what = vocab_size, what
         self.n = shards.starts + block_size  # as Batcher: draws 0 <= start < n - block_size
 
     def batch(self, batch_size: int, rng, rows: slice | None = None):
@@ -107,6 +119,8 @@ class ShardBatcher:
             host = self.shards.windows(starts if rows is None else starts[rows])
         except OSError as e:  # a shard cut short or removed while training
             raise DataError(f"cannot read the prepared data: {e}; {FIX}") from None
+        if self.vocab_size is not None:
+            check_token_ids(host, self.vocab_size, self.what)
         win = self.backend.from_host(host, "int64")
         return win[:, :-1], win[:, 1:]
 

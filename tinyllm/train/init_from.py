@@ -14,6 +14,9 @@ compares them).
 """
 from __future__ import annotations
 
+import hashlib
+import json
+
 from ..data import TokenizerError, tokenizer_from_dict
 from ..data.bpe import DEFAULT_VOCAB, train_bpe
 from ..errors import CheckpointError, ConfigError
@@ -29,14 +32,24 @@ def data_tokenizer(cfg):
                           f"{cfg.tokenizer} would be ignored; drop --tokenizer")
     stored = _stored_bpe(cfg) if cfg.resume else None
     if stored is not None and (cfg.init_from or cfg.tokenizer == "bpe" and cfg.vocab_size in (None, stored.vocab_size)):
-        return lambda texts, lines: stored.with_bos(lines)
+        return _keyed(lambda texts, lines: stored.with_bos(lines), _digest(stored))
     if cfg.init_from:
         tok = load_pretrained_tokenizer(cfg.init_from)
-        return lambda texts, lines: tok.with_bos(lines)
+        return _keyed(lambda texts, lines: tok.with_bos(lines), _digest(tok))
     if cfg.tokenizer == "bpe":
         n = cfg.vocab_size or DEFAULT_VOCAB
-        return lambda texts, lines: train_bpe(texts, n, bos=lines)
+        return _keyed(lambda texts, lines: train_bpe(texts, n, bos=lines), f"bpe:{n}")
     return None
+
+
+def _keyed(maker, key: str):
+    """maker with `key`: what the cached dataset is keyed by (data/cached.py), the same for the same tokenizer."""
+    maker.key = key
+    return maker
+
+
+def _digest(tok) -> str:
+    return "tokenizer:" + hashlib.sha256(json.dumps(tok.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
 def _stored_bpe(cfg):

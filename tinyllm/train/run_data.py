@@ -2,10 +2,10 @@
 against block_size before anything is written."""
 from __future__ import annotations
 
-import hashlib
 import os
 
-from ..data import DATASETS, DataError, load_dataset
+from ..data import DATASETS, DataError
+from ..data.cached import cached_dataset
 from ..data.shards import is_prepared, load_prepared
 from ..errors import ConfigError
 from .init_from import data_tokenizer
@@ -14,10 +14,11 @@ from .init_from import data_tokenizer
 def load_run_data(cfg) -> tuple:
     """(cfg with a data file's path and --lines stored resolved, the Dataset, whether --lines was guessed).
     The split never depends on --seed; the tokenizer is the data's own, a BPE trained on it, or --init-from's.
-    A `tinyllm prepare` folder brings its shards and its tokenizer (data/shards.py)."""
+    Every run trains from token shards: a `tinyllm prepare` folder brings its own and its tokenizer
+    (data/shards.py); a file or a named dataset is tokenized once into the cache's (data/cached.py)."""
     if is_prepared(cfg.data):
         return _prepared(cfg)
-    ds = load_dataset(cfg.data, seed=0, lines=cfg.lines, tokenizer=data_tokenizer(cfg), raw_text=cfg.raw_text)
+    ds = cached_dataset(cfg.data, lines=cfg.lines, tokenizer=data_tokenizer(cfg), raw_text=cfg.raw_text)
     guessed = cfg.data not in DATASETS and cfg.lines is None
     if cfg.data not in DATASETS:  # --resume reads it as now
         cfg = cfg.replace(data=os.path.abspath(cfg.data), lines=ds.lines is not None)
@@ -45,15 +46,11 @@ def data_info(cfg, ds) -> dict:
 
 
 def fingerprint(ds) -> str:
-    """A hash of the token streams (their bytes: no text copy of a large dataset); prepared data: its manifest's
-    (which holds every shard's size and sha256)."""
+    """A cached dataset's: a hash of its token streams in their compact type (data/cached.py), as tinyllm
+    stored before the cache; prepared data: its manifest's (which holds every shard's size and sha256)."""
     if "manifest_sha256" in ds.info:
         return ds.info["manifest_sha256"][:16]
-    h = hashlib.sha256()
-    for split in (ds.train, ds.val):
-        h.update(memoryview(split).cast("B"))
-        h.update(b"|")
-    return h.hexdigest()[:16]
+    return ds.info["fingerprint"]
 
 
 def check_lengths(cfg, ds, block: int) -> None:
