@@ -88,7 +88,8 @@ def read_text_file(path: str, raw_text: bool = False, info: dict | None = None) 
     short = shortfall(LOAD_BYTES_PER_BYTE * size)
     if short:
         raise DataError(f"data file {path!r} is {human_bytes(size)}; loading it for training takes {short}; "
-                        f"use a part of it (e.g. head -c 100M {path} > part.txt) or a machine with more memory")
+                        f"prepare it once, which reads it in pieces (tinyllm prepare {path} --out DIR), and train "
+                        f"with --data DIR")
     try:
         raw = read_regular_file(path)
     except ValueError as e:
@@ -241,7 +242,8 @@ def load_dataset(spec: str = "names", seed: int = 0, lines: bool | None = None, 
     short = shortfall(LINES_BYTES_PER_BYTE * len(text)) if lines else None
     if short:
         raise DataError(f"data file {spec!r} read one example a line takes {short}; pass --no-lines to read it "
-                        f"as one text (a few bytes a character), or use a part of it")
+                        f"as one text (a few bytes a character), or prepare it once (tinyllm prepare {spec} "
+                        f"--documents line --out DIR) and train with --data DIR")
     name = os.path.basename(spec)
     if lines:
         ds = line_dataset(name, text.splitlines(), seed, make_tokenizer=tokenizer)
