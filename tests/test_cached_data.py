@@ -144,3 +144,24 @@ def test_shard_ids_beyond_the_models_vocabulary_are_refused(backend, cache):
     with pytest.raises(TokenIdError, match="the training data: token id"):
         for _ in range(20):
             ShardBatcher(ds.train, backend, 8, 5, "the training data").batch(4, backend.rng(0))
+
+
+def test_an_entry_is_written_without_a_copy_of_the_whole_stream(tmp_path):
+    """A miss holds the text's streams already; writing them must not add another stream's size or two."""
+    import tracemalloc
+    from array import array
+
+    from tinyllm.data.datasets import Dataset
+    from tinyllm.data.tokenizers import CharTokenizer
+
+    tok = CharTokenizer.from_text("abcdefgh")
+    stream = array("B", bytes(range(8)) * (1 << 20))  # 8 MB of ids
+    ds = Dataset("big", tok, stream, array("B", bytes(range(8)) * 16))
+    tracemalloc.start()
+    try:
+        cached.write_entry(str(tmp_path), ds, "big.txt", "0" * 64)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < len(stream), f"writing took {peak:,} bytes beside a {len(stream):,}-byte stream"
+    assert cached.load_prepared(str(tmp_path)).train.sizes == [len(stream)]

@@ -33,6 +33,7 @@ from .files import path_problem
 from .shards import FORMAT, MANIFEST, load_prepared, write_manifest
 
 KEY_VERSION = 1  # bump when what load_dataset makes of the same bytes changes
+WRITE_TOKENS = 1 << 20
 
 
 def cache_root() -> str:
@@ -154,7 +155,8 @@ def write_entry(folder: str, ds, spec: str, digest: str) -> dict:
     for split, stream, docs in (("train", ds.train, ds.train_lines), ("val", ds.val, ds.val_lines)):
         w = ShardWriter(os.path.join(folder, f"{split}-00000.bin"), itemsize)
         try:
-            w.write(stream)
+            for i in range(0, len(stream), WRITE_TOKENS):  # in pieces: no whole-stream copy beside the stream
+                w.write(stream[i:i + WRITE_TOKENS])
             count, sha = w.close()
         except BaseException:
             w.abandon()
