@@ -56,3 +56,15 @@ def test_a_held_gradient_is_not_written_over(backend):
     (g1, saved1), (g2, saved2) = held
     np.testing.assert_array_equal(np.asarray(backend.to_host(g1)), saved1)
     assert not np.array_equal(saved1, saved2)  # different targets: different gradients
+
+
+def test_logits_the_caller_keeps_are_not_written_over(backend):
+    """Large matmul products (the logits) come from kept arrays too: two forwards' logits, both held,
+    are two arrays with their own values."""
+    x1, x2 = (Tensor(_rng(s).standard_normal((N, C)).astype(np.float32), device=backend) for s in (6, 7))
+    w = Tensor(_rng(8).standard_normal((C, V)).astype(np.float32), device=backend)
+    first = x1 @ w
+    saved = np.array(backend.to_host(first.data))
+    second = x2 @ w
+    np.testing.assert_array_equal(np.asarray(backend.to_host(first.data)), saved)
+    assert not np.array_equal(np.asarray(backend.to_host(second.data)), saved)

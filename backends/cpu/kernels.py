@@ -57,11 +57,11 @@ class NumpyFast:
 
             def folded_backward(g, need=(True, True)):
                 g2 = g.reshape(-1, n)
-                ga = mkl.matmul2d(g2, b.T).reshape(lead + (k,)) if need[0] else None
-                gb = _weight_grad(a2, g2, b) if need[1] else None  # (K, N): the weight's gradient
+                ga = self._product(g2, b.T).reshape(lead + (k,)) if need[0] else None
+                gb = _weight_grad(self, a2, g2, b) if need[1] else None  # (K, N): the weight's gradient
                 return ga, gb
 
-            return mkl.matmul2d(a2, b).reshape(lead + (n,)), folded_backward
+            return self._product(a2, b).reshape(lead + (n,)), folded_backward
 
         def backward(g, need=(True, True)):
             ga = _unbroadcast(g @ np.swapaxes(b, -1, -2), a.shape) if need[0] else None
@@ -69,6 +69,13 @@ class NumpyFast:
             return ga, gb
 
         return a @ b, backward
+
+    def _product(self, a, b):
+        """a @ b (2-D): a large product (the logits, a tied head's gradient) into the array kept from the
+        step before when nothing holds it any more (reuse.py), the rest into a fresh one."""
+        if a.dtype != b.dtype or a.dtype.kind != "f":
+            return mkl.matmul2d(a, b)
+        return mkl.matmul2d(a, b, out=self.kept.empty((a.shape[0], b.shape[1]), a.dtype))
 
     # -- GELU (tanh form) -----------------------------------------------------
     def gelu(self, xp, x):
@@ -198,13 +205,13 @@ class NumpyFast:
         passes.adam(self.threads, p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, decoupled)
 
 
-def _weight_grad(a2, g2, b):
+def _weight_grad(fast, a2, g2, b):
     """a2.T @ g2, laid out like b: for a transposed weight (a tied head's wte.T) the product is made as
     (g2.T @ a2).T, whose transpose, the tied weight's gradient, is then contiguous (copied into the
     optimizer's buffer in one pass, not a strided one)."""
     if b.flags.f_contiguous and not b.flags.c_contiguous:
-        return mkl.matmul2d(g2.T, a2).T
-    return mkl.matmul2d(a2.T, g2)
+        return fast._product(g2.T, a2).T
+    return fast._product(a2.T, g2)
 
 
 def _heads4(a):

@@ -163,19 +163,20 @@ def _operand(a):
     return None
 
 
-def matmul2d(a, b):
+def matmul2d(a, b, out=None):
     """a @ b for 2-D float arrays of one dtype, by MKL when it is loaded and
-    the operands suit it (each contiguous along one axis); else NumPy's."""
+    the operands suit it (each contiguous along one axis); else NumPy's. out, if given: a C-contiguous
+    (m, n) array of a's dtype to write the product into (a kept one, reuse.py)."""
     if not gemm_available() or a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype:
-        return a @ b
+        return np.matmul(a, b, out=out)
     fn = _gemm.gemm.get(a.dtype)
     (m, k), n = a.shape, b.shape[1]
     if fn is None or m == 0 or n == 0 or k == 0 or k != b.shape[0] or max(m, n, k) >= 2**31:
-        return a @ b
+        return np.matmul(a, b, out=out)
     pa, pb = _operand(a), _operand(b)
     if pa is None or pb is None:
-        return a @ b
-    out = np.empty((m, n), dtype=a.dtype)
+        return np.matmul(a, b, out=out)
+    out = np.empty((m, n), dtype=a.dtype) if out is None else out
     if _gemm.call is not None and a.dtype == np.float32 and a.flags.writeable and b.flags.writeable:
         address, one = _gemm.at  # numba's caller (jit/gemm.py): float32, writeable operands
         _gemm.call(address, pa[0], pb[0], a, pa[1], b, pb[1], out, one)

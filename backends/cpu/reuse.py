@@ -1,5 +1,5 @@
-"""Large arrays kept from one training step to the next (the cross-entropy's (N, V) gradient: 206 MB
-at GPT-2's vocabulary and 1,024 tokens). glibc hands blocks over 32 MiB back to the kernel when they
+"""Large arrays kept from one training step to the next: the logits, the cross-entropy's (N, V) gradient
+(206 MB each at GPT-2's vocabulary and 1,024 tokens) and a tied head's (C, V) gradient. glibc hands blocks over 32 MiB back to the kernel when they
 are freed (malloc.py cannot raise that limit), so a fresh one faults every page in again each step;
 one kept and written again does not (docs/speed.md).
 
@@ -14,27 +14,30 @@ import threading
 import numpy as np
 
 KEEP_BYTES = 32 * 2**20  # glibc's largest heap block (malloc.py): smaller arrays come from the heap anyway
+PER_SHAPE = 3  # arrays kept of one shape: the logits and their gradient share one (N, V), and a step may hold both
 
 
 class Kept:
-    """One kept array per (shape, dtype), for arrays of at least KEEP_BYTES."""
+    """Up to PER_SHAPE kept arrays per (shape, dtype), for arrays of at least KEEP_BYTES."""
 
     def __init__(self, min_bytes: int = KEEP_BYTES):
         self.min_bytes = min_bytes
-        self._arrays: dict = {}
+        self._arrays: dict = {}  # (shape, dtype) -> [arrays]
         self._lock = threading.Lock()  # two threads must not both take the one free array
 
     def empty(self, shape, dtype) -> np.ndarray:
-        """An uninitialised array like np.empty(shape, dtype): the kept one when no one else holds it."""
+        """An uninitialised array like np.empty(shape, dtype): a kept one when no one else holds it."""
         shape, dtype = tuple(shape), np.dtype(dtype)
         if int(np.prod(shape)) * dtype.itemsize < self.min_bytes:
             return np.empty(shape, dtype)
-        key = (shape, dtype.str)
         with self._lock:
-            if key in self._arrays and _free(self._arrays, key):
-                return self._arrays[key]
+            kept = self._arrays.setdefault((shape, dtype.str), [])
+            for i in range(len(kept)):
+                if _free(kept, i):
+                    return kept[i]
             a = np.empty(shape, dtype)
-            self._arrays[key] = a  # the one it replaces stays with whoever holds it
+            if len(kept) < PER_SHAPE:
+                kept.append(a)
             return a
 
     def clear(self) -> None:
@@ -43,6 +46,6 @@ class Kept:
             self._arrays.clear()
 
 
-def _free(arrays: dict, key) -> bool:
-    """Whether the dict's reference is the only one left to arrays[key] (getrefcount counts its argument too)."""
-    return sys.getrefcount(arrays[key]) == 2
+def _free(kept: list, i: int) -> bool:
+    """Whether the list's reference is the only one left to kept[i] (getrefcount counts its argument too)."""
+    return sys.getrefcount(kept[i]) == 2
