@@ -1,7 +1,7 @@
 """Large arrays kept from one training step to the next: the logits, the cross-entropy's (N, V) gradient
-(206 MB each at GPT-2's vocabulary and 1,024 tokens) and a tied head's (C, V) gradient. glibc hands blocks over 32 MiB back to the kernel when they
-are freed (malloc.py cannot raise that limit), so a fresh one faults every page in again each step;
-one kept and written again does not (docs/speed.md).
+(206 MB each at GPT-2's vocabulary and 1,024 tokens) and a tied head's (C, V) gradient. glibc hands
+blocks over 32 MiB back to the kernel when they are freed (malloc.py cannot raise that limit), so a
+fresh one faults every page in again each step; one kept and written again does not (docs/speed.md).
 
 An array is handed out again only when nothing but this pool holds it: a gradient that is still alive
 (a leaf's .grad, a view kept by the caller) keeps its array, and the caller gets a fresh one, which the
