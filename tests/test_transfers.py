@@ -46,7 +46,8 @@ def test_training_step_budget(backend, tmp_path, no_hidden_reads):
     tr = t.transfers
     step, log, ev, ck = tr["step"], tr["log"], tr["eval"], tr["checkpoint"]
     assert step["calls"] == steps
-    assert (step["h2d_calls"], step["h2d_bytes"]) == (steps, steps * B * 8)  # the batch offsets (B int64), nothing else
+    T = TINY["block_size"]  # one copy a step: the batch's windows (B, T+1) int64, read from the shards; nothing else
+    assert (step["h2d_calls"], step["h2d_bytes"]) == (steps, steps * B * (T + 1) * 8)
     assert (step["d2h_calls"], step["syncs"]) == (0, 0)  # steps wait for nothing
     assert log["calls"] == 3 and log["d2h_calls"] == 3  # steps 4, 8, 12: one read each
     assert log["d2h_bytes"] == steps * 2 * 4  # a float32 loss and gradient norm per step
@@ -86,7 +87,7 @@ def test_train_prints_and_logs_the_counts(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     head = lines.index("host <-> device on cpu (per call of each phase):")
     rows = {l.split()[0]: l for l in lines[head + 1:head + 5]}
-    assert "x6" in rows["step"] and "host->device 1 copies, 32 B | device->host 0 reads" in rows["step"]
+    assert "x6" in rows["step"] and "host->device 1 copies, 288 B | device->host 0 reads" in rows["step"]  # (4, 9) int64 ids
     assert "x2" in rows["log"] and "device->host 1 reads, 24 B" in rows["log"]
     end = [json.loads(l) for l in open(out / "log.jsonl")][-1]
     assert end["event"] == "end" and end["transfers"]["step"]["d2h_calls"] == 0
