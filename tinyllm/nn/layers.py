@@ -36,8 +36,7 @@ class Linear(Module):
         self.bias = _param(rng, (n_out,), fill=0.0) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        y = x @ self.weight  # (..., out)
-        return y + self.bias if self.bias is not None else y
+        return F.linear(x, self.weight, self.bias)  # (..., out)
 
 
 class Embedding(Module):

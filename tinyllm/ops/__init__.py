@@ -4,7 +4,7 @@ from .registry import OPS, op
 from .elementwise import add, sub, mul, div, neg, pow, exp, log, sqrt, tanh, sigmoid, relu, gelu, cast
 from .reduce import sum, mean, max
 from .shape import reshape, permute, transpose, getitem, concat, where, masked_fill
-from .linalg import matmul
+from .linalg import linear, matmul
 from .activation import softmax, log_softmax
 from .norm import layer_norm, rms_norm
 from .embedding import embedding
