@@ -26,10 +26,10 @@ from backends.shards import ShardWriter, itemsize_for
 from ..errors import DataError, DiskFull, Interrupted, OutputDirError
 from ..memory import human_bytes
 from ..version import __version__
-from .encode import make_encoder
+from .encode import encode_stream, make_encoder
 from .prepare_tokenizer import make_tokenizer
 from .shards import FORMAT, MANIFEST, write_manifest
-from .sources import documents, is_val, list_sources
+from .sources import LongDocument, documents, is_val, list_sources
 
 
 @dataclass
@@ -110,24 +110,52 @@ def _doc_mode(srcs: list, sources: list, opts) -> str:
     return "paragraph" if one_text_file else "file"
 
 
+class _Progress:
+    """The bar over every source's bytes, with tokens and tokens/s beside it."""
+
+    def __init__(self, bar):
+        self.bar, self.t0, self.tokens = bar, time.perf_counter(), 0
+
+    def show(self, position: int) -> None:
+        self.bar.update(position - self.bar.n)
+        rate = self.tokens / max(1e-9, time.perf_counter() - self.t0)
+        self.bar.set_postfix(tokens=f"{self.tokens:,}", tok_s=f"{rate:,.0f}", refresh=False)
+
+
 def _encode_all(sources, opts, mode, encoder, writers, bar) -> None:
-    """Every document of every source, encoded in batches, into its split's writer."""
-    t0, tokens = time.perf_counter(), 0
+    """Every document of every source, encoded in batches, into its split's writer; a LongDocument on its own,
+    as it is read."""
+    progress = _Progress(bar)
     for src in sources:
         done_before = bar.n
         batch, chars = [], 0
         for doc, done in documents(src, mode, opts.field, opts.column):
+            if isinstance(doc, LongDocument):
+                progress.tokens += _flush(batch, src, opts, encoder, writers)
+                batch, chars = [], 0
+                _encode_long(doc, opts, encoder, writers, progress, done_before)
+                continue
             batch.append(doc)
             chars += len(doc)
             if chars >= encoder.batch_chars:
-                tokens += _flush(batch, src, opts, encoder, writers)
+                progress.tokens += _flush(batch, src, opts, encoder, writers)
                 batch, chars = [], 0
             if done is not None:
-                bar.update(done_before + done - bar.n)
-                bar.set_postfix(tokens=f"{tokens:,}", tok_s=f"{tokens / max(1e-9, time.perf_counter() - t0):,.0f}",
-                                refresh=False)
-        tokens += _flush(batch, src, opts, encoder, writers)
+                progress.show(done_before + done)
+        progress.tokens += _flush(batch, src, opts, encoder, writers)
         bar.update(done_before + src.size - bar.n)
+
+
+def _encode_long(doc, opts, encoder, writers, progress, done_before: int) -> None:
+    """One document too large to hold: its split from a first pass that hashes it, then encoded and written
+    piece by piece, the bar moving with each."""
+    writer = writers["val" if is_val(doc, opts.seed, opts.val_fraction) else "train"]
+    for ids, done in encode_stream(encoder, doc.chunks(), doc.src.path):
+        writer.write(ids)
+        progress.tokens += len(ids)
+        progress.show(done_before + done)
+    writer.stream([writer.eot], 1)
+    progress.tokens += 1
 
 
 def _flush(batch: list, src, opts, encoder, writers) -> int:

@@ -10,7 +10,7 @@ import os
 
 from ..errors import TokenizerError
 from .bpe import train_bpe
-from .sources import documents, is_val
+from .sources import LongDocument, documents, is_val
 from .tokenizers import CharTokenizer, tokenizer_from_dict
 
 
@@ -27,9 +27,10 @@ def make_tokenizer(sources: list, mode: str, opts, bar):
         for src in sources:
             before = b.n
             for doc, done in documents(src, mode, opts.field, opts.column):
-                chars.update(doc)
-                if done is not None:
-                    b.update(before + done - b.n)
+                for text, done in doc.chunks() if isinstance(doc, LongDocument) else [(doc, done)]:
+                    chars.update(text)
+                    if done is not None:
+                        b.update(before + done - b.n)
             b.update(before + src.size - b.n)
             src.documents = 0  # counted again by the encoding pass
     return CharTokenizer(sorted(chars), bos=True)
@@ -40,8 +41,8 @@ def _sampled_bpe(sources: list, mode: str, opts, bar):
     for src in sources:
         for doc, _ in documents(src, mode, opts.field, opts.column):
             if not is_val(doc, opts.seed, opts.val_fraction):  # train on training documents only
-                sample.append(doc)
-                size += len(doc)
+                sample.append(doc.head(opts.sample_bytes - size) if isinstance(doc, LongDocument) else doc)
+                size += len(sample[-1])
             if size >= opts.sample_bytes:
                 break
         src.documents = 0
