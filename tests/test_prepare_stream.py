@@ -245,3 +245,26 @@ def test_the_tiktoken_check_encodes_a_sample_not_a_whole_long_document():
         pytest.skip("tiktoken is not installed")
     enc.encode([text], "t")
     assert enc.engine == "tiktoken" and enc.sent == [BPEEncoder.SAMPLE_CHARS] < [len(text)]
+
+
+def test_a_tokenizer_that_does_not_split_like_gpt2_is_never_cut():
+    """A prefix space (or SentencePiece's marker) would start every piece: the ids of pieces differ from the
+    whole's, so such a document is encoded whole."""
+    from types import SimpleNamespace
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    from tinyllm.data.encode import BPEEncoder, PIECE_CHARS, encode_stream
+
+    words = "alpha beta gamma delta\nepsilon zeta eta\ntheta iota kappa\n"
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tk.train_from_iterator([words] * 20, trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
+                                                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    enc = BPEEncoder(SimpleNamespace(tk=tk, bos_id=tk.token_to_id("<|endoftext|>")))
+    doc = words * (PIECE_CHARS // len(words) + 50)  # longer than a piece
+    whole = tk.encode(doc, add_special_tokens=False).ids
+    assert list(enc.encode([doc], "doc")[0]) == whole
+    chunks = [(doc[i:i + 997], i) for i in range(0, len(doc), 997)]
+    streamed = [t for ids, _ in encode_stream(enc, chunks, "doc") for t in ids]
+    assert streamed == whole

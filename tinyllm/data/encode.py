@@ -19,7 +19,7 @@ from array import array
 
 from ..errors import DataError, TokenizerError
 from .bpe import EOT
-from .tiktoken_bpe import as_tiktoken
+from .tiktoken_bpe import as_tiktoken, splits_like_gpt2
 
 PIECE_CHARS = 1 << 18   # a long document's pieces, for encode_batch to share out
 _NEWLINE_BEFORE_TEXT = re.compile(r"\n(?=\S)")
@@ -125,12 +125,12 @@ class BPEEncoder:
     def __init__(self, tok):
         self.tk, self.eot = tok.tk, tok.bos_id
         self.tt = as_tiktoken(self.tk)
+        self.cuts = splits_like_gpt2(self.tk)  # another pre-tokenizer (a prefix space, SentencePiece's): no cuts
         self.checked = self.tt is None
         self.threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
-    @staticmethod
-    def last_cut(text: str, prev: str):
-        return last_cut(text, prev)
+    def last_cut(self, text: str, prev: str):
+        return last_cut(text, prev) if self.cuts else None
 
     @property
     def engine(self) -> str:
@@ -151,7 +151,7 @@ class BPEEncoder:
         return flat
 
     def encode(self, docs: list, where: str) -> list:
-        cut = [pieces(d) for d in docs]
+        cut = [pieces(d) if self.cuts else [d] for d in docs]
         flat = [p for ps in cut for p in ps]
         if not self.checked:
             self._check_agreement(docs, where)

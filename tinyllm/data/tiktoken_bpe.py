@@ -32,6 +32,13 @@ def _gpt2_pre_tokenizer(pre) -> bool:
         and not pre.get("add_prefix_space", False)
 
 
+def splits_like_gpt2(tk) -> bool:
+    """Whether the tokenizers.Tokenizer `tk` pre-tokenizes as GPT-2 does (no normalizer; byte-level with GPT-2's
+    pattern, no prefix space): then a text cut where that pattern splits anyway encodes as the whole does."""
+    spec = json.loads(tk.to_str())
+    return spec.get("normalizer") is None and _gpt2_pre_tokenizer(spec.get("pre_tokenizer"))
+
+
 def _merges_in_id_order(model: dict) -> bool:
     vocab, last = model["vocab"], -1
     for m in model["merges"]:
