@@ -74,7 +74,22 @@ class TinyRunner:
                     self.opt.clip_grad_norm(CLIP)
                 with prof.section("optimizer"):
                     self.opt.step()
-        return prof.rows(steps)
+        return merged_rows(prof.rows(steps), AS_MATMUL)
+
+
+# a linear layer's work is its product (the bias goes in place): one "matmul" row, as PyTorch's addmm and mm are
+AS_MATMUL = ("linear",)
+
+
+def merged_rows(rows: list, names: tuple, into: str = "matmul") -> list:
+    """rows with those of `names` added into the row `into` (calls, forward and backward ms), sorted again."""
+    keep = {r["op"]: dict(r) for r in rows if r["op"] not in names}
+    for r in rows:
+        if r["op"] in names:
+            t = keep.setdefault(into, {"op": into, "calls": 0, "fwd_ms": 0.0, "bwd_ms": 0.0})
+            for k in ("calls", "fwd_ms", "bwd_ms"):
+                t[k] += r[k]
+    return sorted(keep.values(), key=lambda r: -(r["fwd_ms"] + r["bwd_ms"]))
 
 
 # PyTorch's ops by the tinyllm op they do the work of (self CPU time; the rest is "other")
