@@ -1,10 +1,9 @@
 """The fused cross-entropy's (N, V) gradient is written into the array of the step before when nothing
 holds it any more (backends/cpu/reuse.py, issue 28): a fresh 206 MB array at GPT-2's size faulted its
 pages in again every step. A gradient still held (a leaf's .grad) is never written over."""
-import tracemalloc
-
 import numpy as np
 import pytest
+from memtrace import backward_peak
 
 import tinyllm.ops as F
 from tinyllm import Tensor
@@ -14,18 +13,6 @@ N, C, V = 256, 16, 32768  # (N, V) float32 is 32 MiB, the size from which the CP
 
 def _rng(seed):
     return np.random.default_rng(seed)
-
-
-def _backward_peak(loss) -> int:
-    """Bytes allocated at the peak of loss.backward() above what was held before."""
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base = tracemalloc.get_traced_memory()[0]
-        loss.backward()
-        return tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
 
 
 def test_second_step_allocates_no_logits_sized_gradient():
@@ -38,7 +25,7 @@ def test_second_step_allocates_no_logits_sized_gradient():
     peaks, grads = [], []
     for _ in range(2):
         x.grad = w.grad = None
-        peaks.append(_backward_peak(F.cross_entropy(x @ w, t)))
+        peaks.append(backward_peak(F.cross_entropy(x @ w, t)))
         grads.append(np.array(w.grad))
     assert peaks[1] < N * V * 4 // 2, f"second backward allocated {peaks[1] / 2**20:.0f} MiB"
     np.testing.assert_array_equal(grads[0], grads[1])  # the reused array gives the same gradient

@@ -1,9 +1,9 @@
 """The embedding's backward adds only its rows into the weight's gradient (issue 28): no (V, C) array is
 made, a tied weight's two gradients meet in the optimizer's buffer in place, and the sums are right."""
-import tracemalloc
 
 import numpy as np
 import pytest
+from memtrace import backward_peak
 
 import tinyllm.ops as F
 from tinyllm import Tensor
@@ -29,18 +29,6 @@ def _ids(backend, seed=1):
     return Tensor(np.random.default_rng(seed).integers(0, V, N), device=backend)
 
 
-def _backward_peak(loss) -> int:
-    """Bytes allocated at the peak of loss.backward() above what was held before."""
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base = tracemalloc.get_traced_memory()[0]
-        loss.backward()
-        return tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("flat", [True, False], ids=["flat-buffer", "own-grad"])
 def test_embedding_backward_makes_no_table_sized_array(backend, flat):
     _numpy_backed(backend)
@@ -49,9 +37,9 @@ def test_embedding_backward_makes_no_table_sized_array(backend, flat):
     x = F.embedding(w, _ids(backend))  # (N, C)
     loss = (x * x).sum()
     if flat:  # the rows go straight into the buffer
-        assert _backward_peak(loss) < V * C * 4 // 8
+        assert backward_peak(loss) < V * C * 4 // 8
     else:  # .grad itself is the one (V, C) array made
-        assert _backward_peak(loss) < 1.25 * V * C * 4
+        assert backward_peak(loss) < 1.25 * V * C * 4
 
 
 def test_tied_weight_gradients_meet_in_the_buffer_in_place(backend):
@@ -61,7 +49,7 @@ def test_tied_weight_gradients_meet_in_the_buffer_in_place(backend):
     logits = F.embedding(w, ids) @ w.T  # (N, V): the head reuses the table
     loss = F.cross_entropy(logits, targets)
     # the head's (V, C) product is the only table-sized array: no zeros for the rows, no sum of the two
-    assert _backward_peak(loss) < 1.5 * V * C * 4
+    assert backward_peak(loss) < 1.5 * V * C * 4
     assert w.grad is w.grad_buffer
 
 
