@@ -217,6 +217,11 @@ class Backend:
         """target[...] = value, in place (same shape)."""
         target[...] = value
 
+    def matmul_into(self, target, a, b):
+        """target[...] = a @ b (2-D operands of target's dtype), in place; target is returned."""
+        target[...] = a @ b
+        return target
+
     # -- what the standard lacks -----------------------------------------
     def rng(self, seed: int | None = 0) -> RNG:
         return RNG(self, seed)

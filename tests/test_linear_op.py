@@ -1,5 +1,6 @@
 """Linear's one op (issue 28): x @ W + b with one output array, so the graph keeps no product beside the sum."""
 import numpy as np
+import pytest
 
 from tinyllm import ops as F
 from tinyllm.autograd import Tensor
@@ -23,3 +24,28 @@ def test_mixed_dtypes_take_matmul_and_add(backend):
     x = Tensor(backend.from_host(np.ones((3, 4), dtype=np.float32)), backend)
     y = F.linear(x, w, b)
     assert y.dtype == F.add(F.matmul(x, w), b).dtype  # promoted as add promotes
+
+
+@pytest.mark.parametrize("transpose_w", [False, True], ids=["w", "tied-wT"])
+def test_a_weights_first_gradient_is_made_in_the_optimizers_buffer(backend, transpose_w):
+    """The weight's gradient (a ProductGrad) is written into its slice of the flat buffer: on the CPU no
+    (K, N) array is made beside it (GPT-2's tied head: 154 MB), and the sum is right on every backend."""
+    from memtrace import backward_peak
+
+    from tinyllm.optim.flat import FlatParams
+
+    k, n, rows = 256, 32768, 4  # a (K, N) float32 weight is 32 MiB; the batch's arrays are 0.5 MB
+    r = np.random.default_rng(0)
+    wh = (r.standard_normal((n, k) if transpose_w else (k, n)) * 0.02).astype(np.float32)
+    xh = r.standard_normal((rows, k)).astype(np.float32)
+    w = Tensor(backend.from_host(wh), backend, requires_grad=True)
+    FlatParams([w])
+    x = Tensor(backend.from_host(xh), backend)
+    loss = F.sum(F.linear(x, w, transpose_w=transpose_w))
+    peak = backward_peak(loss)
+    want = xh.sum(axis=0)[:, None] * np.ones((1, n), np.float32)  # d sum(x @ w) / dw = x^T @ ones
+    got = backend.to_host(w.grad)
+    np.testing.assert_allclose(got.T if transpose_w else got, want, rtol=1e-5, atol=1e-5)
+    assert w.grad is w.grad_buffer
+    if backend.kind == "cpu":
+        assert peak < k * n * 4 // 4, f"backward allocated {peak / 2**20:.0f} MiB"

@@ -239,7 +239,7 @@ class Tensor:
                 if p._backward is None:  # a leaf: nothing below it waits, so its gradient is added at once
                     _accumulate(p, pg, mine)
                     continue
-                if isinstance(pg, RowGrad):  # an op below needs the whole array
+                if isinstance(pg, (RowGrad, ProductGrad)):  # an op below needs the whole array
                     pg = pg.dense(p.backend)
                     owned.add(id(pg))
                 k = id(p)
@@ -329,12 +329,34 @@ class RowGrad:
         return self.add_into(backend, xp.zeros(self.shape, dtype=self.dtype, device=backend.device))
 
 
+class ProductGrad:
+    """A gradient that is the product a @ b (2-D), not made yet. A linear layer's backward returns one for
+    its weight, so that the first gradient a weight gets goes straight into the optimizer's flat buffer
+    (Backend.matmul_into): no (K, N) array beside the buffer and no copy into it (GPT-2's tied head: 154 MB)."""
+    __slots__ = ("a", "b", "shape", "dtype")
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+        self.shape, self.dtype = (a.shape[0], b.shape[1]), a.dtype
+
+    def dense(self, backend: Backend):
+        xp = backend.xp
+        return backend.matmul_into(xp.empty(self.shape, dtype=self.dtype, device=backend.device), self.a, self.b)
+
+
 def _accumulate(leaf: Tensor, g, mine: set) -> None:
-    """leaf.grad += g (an array or a RowGrad), with no full-size temporary where it can be helped. A leaf
-    whose gradient lives in an optimizer's flat buffer (leaf.grad_buffer, a view) gets g written there
-    when it is the first, added in place after; `mine` holds the leaves whose .grad this pass made."""
+    """leaf.grad += g (an array, a RowGrad or a ProductGrad), with no full-size temporary where it can be
+    helped. A leaf whose gradient lives in an optimizer's flat buffer (leaf.grad_buffer, a view) gets g
+    written there when it is the first, added in place after; `mine` holds the leaves whose .grad this pass
+    made."""
     be = leaf.backend
     buf = getattr(leaf, "grad_buffer", None)
+    if isinstance(g, ProductGrad):
+        if buf is not None and leaf.grad is None:
+            be.matmul_into(buf, g.a, g.b)
+            leaf.grad = buf
+            return
+        g = g.dense(be)  # a fresh array: as any other from here
     if buf is not None:
         if leaf.grad is not buf:
             first = leaf.grad is None

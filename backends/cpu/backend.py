@@ -5,6 +5,7 @@ import numpy as np
 import array_api_compat.numpy as xp_numpy
 
 from ..base import Backend
+from . import mkl
 from .jit import jit_loops
 from .kernels import load_fast
 
@@ -54,6 +55,14 @@ class CPUBackend(Backend):
         t, v = target.reshape(-1), value.reshape(-1)
         threads = self.fast.threads
         threads.run(lambda a, b: np.copyto(t[a:b], v[a:b]), threads.ranges(t.size, t.size))
+
+    def matmul_into(self, target, a, b):
+        """target[...] = a @ b: the product made in target itself (MKL's gemm or NumPy's, as the matmul
+        kernel makes its products), when target is a C-contiguous float array of the operands' dtype."""
+        if (target.flags.c_contiguous and target.dtype.kind == "f" and a.dtype == b.dtype == target.dtype
+                and a.ndim == b.ndim == 2 and target.shape == (a.shape[0], b.shape[1])):
+            return mkl.matmul2d(a, b, out=target)
+        return super().matmul_into(target, a, b)
 
     @staticmethod
     def _split(target, value) -> bool:

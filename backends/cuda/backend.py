@@ -123,6 +123,14 @@ class CUDABackend(Backend):
     def is_array(self, x) -> bool:
         return isinstance(x, self._cp.ndarray) and x.device.id == self.device.id
 
+    def matmul_into(self, target, a, b):
+        """The product made in target itself (cuBLAS writes its output in place): one launch, where a
+        product and a copy into target were two."""
+        with self._on:
+            if target.flags.c_contiguous and a.dtype == b.dtype == target.dtype and a.ndim == b.ndim == 2:
+                return self._cp.matmul(a, b, out=target)
+            return super().matmul_into(target, a, b)
+
     def scatter_add(self, target, indices, values):
         """Deterministic (cupyx.scatter_add adds floats with atomics: the last bits vary run to run)."""
         with self._on:

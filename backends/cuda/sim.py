@@ -299,7 +299,7 @@ def _runtime():
 
 cupy = types.SimpleNamespace(
     __name__="cupy (simulated)", __version__="sim", simulated=True, ndarray=DevArray, asarray=_asarray, asnumpy=_asnumpy,
-    RawModule=RawModule, float32=np.float32, float64=np.float64,
+    RawModule=RawModule, float32=np.float32, float64=np.float64, matmul=np.matmul,  # DevArray counts the launch
     cuda=types.SimpleNamespace(Device=Device, runtime=_runtime(), alloc_pinned_memory=_alloc_pinned_memory),
 )
 namespace = SimNamespace()

@@ -76,8 +76,10 @@ class GPT(Module):
             x = block(x, None if cache is None else cache[k])
         if self.ln_f is not None:
             x = self.ln_f(x)
-        head = self.lm_head.weight if self.lm_head is not None else self.wte.weight.T  # (C, V)
-        logits = x @ head  # (B, T, V)
+        if self.lm_head is not None:
+            logits = self.lm_head(x)  # (B, T, V)
+        else:  # tied: the embedding's (V, C) table, read transposed
+            logits = F.linear(x, self.wte.weight, transpose_w=True)  # (B, T, V)
         return logits, (None if targets is None else F.cross_entropy(logits, targets))
 
     def new_cache(self) -> list:

@@ -72,6 +72,7 @@ CASES = [
     Case("matmul", lambda a, b: F.matmul(a, b), [(3, 4), (2, 4, 5)], id="bcast-left"),
     Case("linear", lambda x, w, b: F.linear(x, w, b), [(2, 3, 4), (4, 5), (5,)], id="bias"),
     Case("linear", lambda x, w: F.linear(x, w), [(3, 4), (4, 2)], id="nobias"),
+    Case("linear", lambda x, w, b: F.linear(x, w, b, transpose_w=True), [(2, 3, 4), (5, 4), (5,)], id="wT"),
     Case("softmax", lambda a: F.softmax(a, axis=-1), [(3, 5)]),
     Case("softmax", lambda a: F.softmax(a, axis=0), [(3, 5)], id="axis0"),
     Case("log_softmax", lambda a: F.log_softmax(a), [(3, 5)]),

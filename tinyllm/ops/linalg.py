@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import ShapeError
-from ..autograd import Tensor
+from ..autograd import ProductGrad, Tensor
 from ._util import as_float, broadcasts, is_float, lift, unbroadcast
 from .kernels import kernel, reference
 from .registry import op
@@ -59,23 +59,38 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 @op
-def linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
-    """x @ w + b, (..., K) @ (K, N) + (N,), as one op with one output: the bias goes into the product in
-    place. matmul then add kept two (..., N) arrays in the graph for backward, the product and the sum
-    (at GPT-2 small's batch, 340 MB of the step's peak). Mixed dtypes, or operands that are not
-    tensors, take matmul and add."""
-    fused = (isinstance(x, Tensor) and isinstance(w, Tensor) and isinstance(b, Tensor) and w.ndim == 2
-             and b.shape == (w.shape[-1],) and x.ndim >= 2 and x.shape[-1] == w.shape[0]
-             and is_float(x) and x.dtype == w.dtype == b.dtype)
-    if not fused:
-        y = matmul(x, w)
+def linear(x: Tensor, w: Tensor, b: Tensor | None = None, transpose_w: bool = False) -> Tensor:
+    """x @ w + b: (..., K) @ (K, N) + (N,); transpose_w: w is (N, K) (PyTorch's layout, a tied embedding's)
+    and x @ w.T is taken. One op with one output: the bias goes into the product in place (matmul then add
+    kept both (..., N) arrays in the graph: 340 MB of GPT-2 small's peak), and w's gradient is a ProductGrad,
+    which the engine writes straight into the optimizer's flat buffer. Operands that are not float tensors
+    of one dtype take matmul (and add)."""
+    if not _fusable(x, w, b, transpose_w):
+        y = matmul(x, w.T if transpose_w else w)
         return y if b is None else y + b
     xp = x.xp
-    out, mm_backward = kernel(x.backend, "matmul")(xp, x.data, w.data)  # (..., N), a fresh array
-    out += b.data
+    wk = xp.matrix_transpose(w.data) if transpose_w else w.data  # (K, N)
+    out, mm_backward = kernel(x.backend, "matmul")(xp, x.data, wk)  # (..., N), a fresh array
+    if b is not None:
+        out += b.data
+    k, n = wk.shape
 
     def backward(g):
-        gx, gw = mm_backward(g, (x.requires_grad, w.requires_grad))
+        gx = mm_backward(g, (x.requires_grad, False))[0]
+        gw = None
+        if w.requires_grad:
+            x2, g2 = xp.reshape(x.data, (-1, k)), xp.reshape(g, (-1, n))  # (rows, K), (rows, N)
+            gw = ProductGrad(xp.matrix_transpose(g2), x2) if transpose_w else ProductGrad(xp.matrix_transpose(x2), g2)
+        if b is None:
+            return gx, gw
         return gx, gw, unbroadcast(xp, g, b.shape) if b.requires_grad else None
 
-    return Tensor.from_op(out, x.backend, (x, w, b), backward)
+    return Tensor.from_op(out, x.backend, (x, w) if b is None else (x, w, b), backward)
+
+
+def _fusable(x, w, b, transpose_w: bool) -> bool:
+    if not (isinstance(x, Tensor) and isinstance(w, Tensor) and w.ndim == 2 and x.ndim >= 2 and is_float(x)):
+        return False
+    k, n = (w.shape[1], w.shape[0]) if transpose_w else w.shape
+    same = x.dtype == w.dtype and (b is None or isinstance(b, Tensor) and b.dtype == x.dtype and b.shape == (n,))
+    return same and x.shape[-1] == k
