@@ -49,3 +49,18 @@ def test_a_weights_first_gradient_is_made_in_the_optimizers_buffer(backend, tran
     assert w.grad is w.grad_buffer
     if backend.kind == "cpu":
         assert peak < k * n * 4 // 4, f"backward allocated {peak / 2**20:.0f} MiB"
+
+
+def test_the_profile_charges_a_weights_product_to_linear_not_the_engine(backend):
+    """The engine makes the ProductGrad after linear's closure has returned; the profiler times that as
+    linear's backward (else GPT-2's weight gradients showed as 31% '[backward engine]')."""
+    from tinyllm.optim.flat import FlatParams
+    from tinyllm.profile import profile
+
+    w = Tensor(backend.from_host(np.ones((4, 3), np.float32)), backend, requires_grad=True)
+    FlatParams([w])
+    x = Tensor(backend.from_host(np.ones((2, 4), np.float32)), backend)
+    with profile() as prof:
+        F.sum(F.linear(x, w)).backward()
+    assert prof.backward["linear"][1] == 2  # the closure, then the product made in the buffer
+    np.testing.assert_allclose(backend.to_host(w.grad), np.full((4, 3), 2.0))

@@ -339,9 +339,13 @@ class ProductGrad:
         self.a, self.b = a, b
         self.shape, self.dtype = (a.shape[0], b.shape[1]), a.dtype
 
+    def write_into(self, backend: Backend, target):
+        """target[...] = a @ b, made in target; target is returned."""
+        return backend.matmul_into(target, self.a, self.b)
+
     def dense(self, backend: Backend):
         xp = backend.xp
-        return backend.matmul_into(xp.empty(self.shape, dtype=self.dtype, device=backend.device), self.a, self.b)
+        return self.write_into(backend, xp.empty(self.shape, dtype=self.dtype, device=backend.device))
 
 
 def _accumulate(leaf: Tensor, g, mine: set) -> None:
@@ -353,7 +357,7 @@ def _accumulate(leaf: Tensor, g, mine: set) -> None:
     buf = getattr(leaf, "grad_buffer", None)
     if isinstance(g, ProductGrad):
         if buf is not None and leaf.grad is None:
-            be.matmul_into(buf, g.a, g.b)
+            g.write_into(be, buf)
             leaf.grad = buf
             return
         g = g.dense(be)  # a fresh array: as any other from here

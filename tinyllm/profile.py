@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from .ops.registry import set_hook
-from .autograd import set_backward_hook
+from .autograd import ProductGrad, set_backward_hook
 
 _active = None  # the running Profile (profiles do not nest)
 
@@ -116,10 +116,31 @@ def _timed_backward(prof: Profile, name: str, out, args):
         return
 
     def timed(g):
-        return prof._timed(prof.backward, name, bwd, g)
+        return _charged(prof, name, prof._timed(prof.backward, name, bwd, g))
 
     timed._profiled = True
     out._backward = timed
+
+
+class _Charged(ProductGrad):
+    """A ProductGrad that the engine makes after the op's closure has returned (into the optimizer's buffer):
+    its time is the op's backward too, not the engine's."""
+    __slots__ = ("prof", "name")
+
+    def write_into(self, backend, target):
+        return self.prof._timed(self.prof.backward, self.name, ProductGrad.write_into, self, backend, target)
+
+
+def _charged(prof: Profile, name: str, grads):
+    if not isinstance(grads, tuple) or not any(type(g) is ProductGrad for g in grads):
+        return grads
+    out = []
+    for g in grads:
+        if type(g) is ProductGrad:
+            g = _Charged(g.a, g.b)
+            g.prof, g.name = prof, name
+        out.append(g)
+    return tuple(out)
 
 
 @contextlib.contextmanager
