@@ -55,3 +55,15 @@ def test_logits_the_caller_keeps_are_not_written_over(backend):
     second = x2 @ w
     np.testing.assert_array_equal(np.asarray(backend.to_host(first.data)), saved)
     assert not np.array_equal(np.asarray(backend.to_host(second.data)), saved)
+
+
+def test_products_of_many_shapes_keep_arrays_for_a_few_shapes_only():
+    """Scoring texts of many lengths makes a large product of each shape: the pool keeps the latest few
+    shapes, not an array per length (memory that would only grow)."""
+    from backends.cpu.reuse import PER_SHAPE, SHAPES, Kept
+
+    kept = Kept(min_bytes=1 << 10)
+    for rows in range(1, 40):
+        kept.empty((rows, 512), np.float32)
+    assert len(kept._arrays) == SHAPES
+    assert sum(len(v) for v in kept._arrays.values()) <= SHAPES * PER_SHAPE

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections import OrderedDict
 
 import numpy as np
 
 KEEP_BYTES = 32 * 2**20  # glibc's largest heap block (malloc.py): smaller arrays come from the heap anyway
 PER_SHAPE = 3  # arrays kept of one shape: the logits and their gradient share one (N, V), and a step may hold both
+SHAPES = 4  # shapes kept, the latest used: scoring texts of many lengths must not keep an array for each
 
 
 class Kept:
@@ -22,7 +24,7 @@ class Kept:
 
     def __init__(self, min_bytes: int = KEEP_BYTES):
         self.min_bytes = min_bytes
-        self._arrays: dict = {}  # (shape, dtype) -> [arrays]
+        self._arrays: OrderedDict = OrderedDict()  # (shape, dtype) -> [arrays], the latest used last
         self._lock = threading.Lock()  # two threads must not both take the one free array
 
     def empty(self, shape, dtype) -> np.ndarray:
@@ -32,6 +34,9 @@ class Kept:
             return np.empty(shape, dtype)
         with self._lock:
             kept = self._arrays.setdefault((shape, dtype.str), [])
+            self._arrays.move_to_end((shape, dtype.str))
+            while len(self._arrays) > SHAPES:
+                self._arrays.popitem(last=False)  # the shape used longest ago: its arrays go (a holder keeps its own)
             for i in range(len(kept)):
                 if _free(kept, i):
                     return kept[i]
