@@ -71,7 +71,7 @@ class NumpyFast:
         return a @ b, backward
 
     def _product(self, a, b):
-        """a @ b (2-D): a large product (the logits, a tied head's gradient) into the array kept from the
+        """a @ b (2-D): a large product (the logits, the matmul op's weight gradient) into the array kept from the
         step before when nothing holds it any more (reuse.py), the rest into a fresh one."""
         if a.dtype != b.dtype or a.dtype.kind != "f":
             return mkl.matmul2d(a, b)
@@ -206,8 +206,8 @@ class NumpyFast:
 
 
 def _weight_grad(fast, a2, g2, b):
-    """a2.T @ g2, laid out like b: for a transposed weight (a tied head's wte.T) the product is made as
-    (g2.T @ a2).T, whose transpose, the tied weight's gradient, is then contiguous (copied into the
+    """a2.T @ g2, laid out like b: for a transposed weight (x @ wte.T through the matmul op) the product is
+    made as (g2.T @ a2).T, whose transpose, the tied weight's gradient, is then contiguous (copied into the
     optimizer's buffer in one pass, not a strided one)."""
     if b.flags.f_contiguous and not b.flags.c_contiguous:
         return fast._product(g2.T, a2).T

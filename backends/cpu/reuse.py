@@ -1,5 +1,6 @@
 """Large arrays kept from one training step to the next: the logits, the cross-entropy's (N, V) gradient
-(206 MB each at GPT-2's vocabulary and 1,024 tokens) and a tied head's (C, V) gradient. glibc hands
+(206 MB each at GPT-2's vocabulary and 1,024 tokens), and a large weight gradient of the matmul op (a
+linear layer's is made in the optimizer's buffer instead: autograd.ProductGrad). glibc hands
 blocks over 32 MiB back to the kernel when they are freed (malloc.py cannot raise that limit), so a
 fresh one faults every page in again each step; one kept and written again does not (docs/speed.md).
 
