@@ -165,3 +165,13 @@ def test_an_entry_is_written_without_a_copy_of_the_whole_stream(tmp_path):
         tracemalloc.stop()
     assert peak < len(stream), f"writing took {peak:,} bytes beside a {len(stream):,}-byte stream"
     assert cached.load_prepared(str(tmp_path)).train.sizes == [len(stream)]
+
+
+def test_a_tokenizer_maker_without_a_key_is_never_cached(cache, tmp_path):
+    """A maker the cache cannot name (a library user's own) gets shards in a temporary folder, every time."""
+    from tinyllm.data.tokenizers import CharTokenizer
+
+    data = text_file(tmp_path)
+    ds = cached_dataset(data, tokenizer=lambda texts, lines: CharTokenizer.from_text(SPEECH))
+    assert isinstance(ds.train, ShardSet) and len(ds.train) == len(load_dataset(data).train)
+    assert entries(cache) == []

@@ -84,25 +84,20 @@ def cached_dataset(spec: str = "names", lines: bool | None = None, tokenizer=Non
     tokenizer: None or a maker as load_dataset takes; a maker without a `key` attribute is never cached."""
     tok_key = "own" if tokenizer is None else getattr(tokenizer, "key", None)
     digest = source_digest(spec)
-    if tok_key is None:
-        return _uncached(spec, lines, tokenizer, raw_text, digest)
-    folder = os.path.join(cache_root(), entry_key(digest, lines, raw_text, tok_key))
-    if os.path.isfile(os.path.join(folder, MANIFEST)):
+    folder = None if tok_key is None else os.path.join(cache_root(), entry_key(digest, lines, raw_text, tok_key))
+    if folder is not None and os.path.isfile(os.path.join(folder, MANIFEST)):
         try:
             return _load_entry(folder)
         except DataError:  # damaged or cut short: made again below
             shutil.rmtree(folder, ignore_errors=True)
     ds = load_dataset(spec, seed=0, lines=lines, tokenizer=tokenizer, raw_text=raw_text)
+    if folder is None:
+        return _in_temporary(ds, spec, digest)
     try:
         _publish(folder, ds, spec, digest)
     except OSError:  # the cache cannot be written (read-only home, full disk): a temporary folder instead
         return _in_temporary(ds, spec, digest)
     return _load_entry(folder)
-
-
-def _uncached(spec, lines, tokenizer, raw_text, digest):
-    return _in_temporary(load_dataset(spec, seed=0, lines=lines, tokenizer=tokenizer, raw_text=raw_text),
-                         spec, digest)
 
 
 def _publish(folder: str, ds, spec: str, digest: str) -> None:
