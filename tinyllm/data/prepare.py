@@ -68,11 +68,6 @@ class SplitWriter:
             i += n
         self.tokens += len(ids)
 
-    def document(self, ids) -> None:
-        self.write(ids)
-        self.write([self.eot])
-        self.documents += 1
-
     def stream(self, ids, documents: int) -> None:
         """Several documents' ids at once, end-of-text after each: per-document writes cost more than BPE's
         encoding of short documents."""
